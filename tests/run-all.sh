@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Runs the project's checks and ends with one line `N passed, N failed` summing all of them.
+#   tests/run-all.sh                 every stage
+#   tests/run-all.sh unit lint ...   only those stages (sanity unit lint build molecule integration)
+# Called by make, which has already set up the venv, test collections and lab image.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+results=$(mktemp)
+logs="$repo/.tmp/logs"
+mkdir -p "$logs"
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(sanity unit lint build molecule integration)
+
+record() {  # record <passed> <failed> <label>
+  echo "$1 $2" >>"$results"
+  printf '== %-28s %s passed, %s failed\n' "$3" "$1" "$2"
+}
+
+lab_cleanup() {
+  # Only what our lab created carries the nodowntime-lab label or the lab network's name.
+  podman ps -aq --filter label=nodowntime-lab | xargs -r podman rm -f >/dev/null 2>&1
+  podman network ls -q --filter name='^nodowntime-lab$' | xargs -r podman network rm >/dev/null 2>&1
+  return 0
+}
+
+stage_sanity() {
+  local stage="$repo/.tmp/sanity/ansible_collections/nodowntime/storage" log="$logs/sanity.log"
+  mkdir -p "$stage"
+  rsync -a --delete --exclude-from=<(printf '%s\n' .venv .tmp .git .pytest_cache __pycache__ tests/output) ./ "$stage/"
+  # ansible-test considers the files git knows of, and bootstraps pip from a host we cannot
+  # reach: give it a throwaway git index and a stand-in bootstrap script.
+  (cd "$stage" && rm -rf .git && git init -q && git add -A)
+  local pipver
+  pipver=$(python -c "from ansible_test._internal.python_requirements import get_venv_packages as g; import inspect, re; print(re.search(r\"pip='([0-9.]+)'\", inspect.getsource(g)).group(1))")
+  mkdir -p ~/.ansible/test/cache
+  cp tests/lab/get-pip-offline.py ~/.ansible/test/cache/get_pip_${pipver//./_}.py
+  (cd "$stage" && timeout 1200 ansible-test sanity --python 3.11 --requirements --color no) >"$log" 2>&1
+  local rc=$? total failed
+  total=$(grep -c '^Running sanity test' "$log")
+  failed=$(sed -nE 's/^ERROR: The ([0-9]+) sanity test\(s\) listed below \(out of [0-9]+\) failed.*/\1/p' "$log")
+  failed=${failed:-0}
+  [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+  grep -E '^(ERROR|FATAL)' "$log" | head -40
+  record $((total - failed)) "$failed" "ansible-test sanity"
+}
+
+stage_unit() {
+  local xml="$repo/.tmp/unit.xml"
+  timeout 1200 python -m pytest -q -p no:cacheprovider --junitxml="$xml" tests/unit 2>&1 | tail -25
+  python - "$xml" >>"$results" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except (OSError, ET.ParseError):
+    print("0 1"); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(tests - bad - skipped, bad if tests else 1)
+PY
+  printf '== %-28s %s\n' "pytest unit" "$(tail -n1 "$results" | awk '{print $1" passed, "$2" failed"}')"
+}
+
+stage_lint() {
+  if timeout 900 ansible-lint --profile production --offline >"$logs/ansible-lint.log" 2>&1; then
+    record 1 0 "ansible-lint (production)"
+  else
+    tail -40 "$logs/ansible-lint.log"
+    record 0 1 "ansible-lint (production)"
+  fi
+}
+
+stage_build() {
+  local out="$repo/.tmp/build" ok=1
+  rm -rf "$out" && mkdir -p "$out/installed"
+  { ansible-galaxy collection build --force --output-path "$out" . &&
+    ansible-galaxy collection install --offline --no-deps -p "$out/installed" "$out"/nodowntime-storage-*.tar.gz &&
+    ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc -l nodowntime.storage; } >"$logs/build.log" 2>&1 || ok=0
+  if [ $ok -eq 1 ]; then record 1 0 "galaxy build/install/doc"; else tail -20 "$logs/build.log"; record 0 1 "galaxy build/install/doc"; fi
+}
+
+holding_lab=0
+with_lab_lock() {
+  exec 9>/run/lock/nodowntime-lab.lock
+  flock 9
+  holding_lab=1
+  lab_cleanup
+  "$@"
+  lab_cleanup
+  holding_lab=0
+  flock -u 9
+}
+
+molecule_scenarios() {
+  local s
+  for s in molecule/*/molecule.yml; do
+    s=$(basename "$(dirname "$s")")
+    [ "$s" = integration ] && continue
+    if timeout 1800 molecule test -s "$s" >"$logs/molecule-$s.log" 2>&1; then
+      record 1 0 "molecule $s"
+    else
+      tail -60 "$logs/molecule-$s.log"
+      record 0 1 "molecule $s"
+    fi
+  done
+}
+
+integration_targets() {
+  local targets=(${TARGETS:-}) t host
+  if [ ${#targets[@]} -eq 0 ]; then
+    for t in tests/integration/targets/*/; do
+      t=$(basename "$t")
+      case "$t" in setup_*|prepare_*) continue ;; esac
+      grep -qx 'disabled' "tests/integration/targets/$t/aliases" 2>/dev/null && continue
+      targets+=("$t")
+    done
+  fi
+  if ! timeout 600 molecule create -s integration >"$logs/integration-create.log" 2>&1; then
+    tail -40 "$logs/integration-create.log"
+    record 0 ${#targets[@]} "integration lab create"
+    return
+  fi
+  for t in "${targets[@]}"; do
+    host=$(sed -n 's#^lab_host/##p' "tests/integration/targets/$t/aliases" 2>/dev/null | head -n1)
+    if NODOWNTIME_TARGET="$t" NODOWNTIME_TARGET_HOST="${host:-old}" \
+        timeout 1200 molecule converge -s integration >"$logs/integration-$t.log" 2>&1; then
+      record 1 0 "integration $t"
+    else
+      grep -E 'fatal:|FAILED!|failed=|msg:|ERROR' "$logs/integration-$t.log" | tail -30
+      record 0 1 "integration $t"
+    fi
+  done
+  timeout 300 molecule destroy -s integration >"$logs/integration-destroy.log" 2>&1
+}
+
+trap '[ "$holding_lab" -eq 1 ] && lab_cleanup; rm -f "$results"' EXIT
+for stage in "${stages[@]}"; do
+  echo "== stage: $stage (log: .tmp/logs/)"
+  case "$stage" in
+    sanity) stage_sanity ;;
+    unit) stage_unit ;;
+    lint) stage_lint ;;
+    build) stage_build ;;
+    molecule) with_lab_lock molecule_scenarios ;;
+    integration) with_lab_lock integration_targets ;;
+    *) echo "unknown stage $stage"; record 0 1 "$stage" ;;
+  esac
+done
+
+read -r passed failed < <(awk '{p+=$1; f+=$2} END {print p+0, f+0}' "$results")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
