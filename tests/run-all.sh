@@ -7,7 +7,7 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 results=$(mktemp)
 logs="$repo/.tmp/logs"
 mkdir -p "$logs"
@@ -36,13 +36,18 @@ stage_sanity() {
   local pipver
   pipver=$(python -c "from ansible_test._internal.python_requirements import get_venv_packages as g; import inspect, re; print(re.search(r\"pip='([0-9.]+)'\", inspect.getsource(g)).group(1))")
   mkdir -p ~/.ansible/test/cache
-  cp tests/lab/get-pip-offline.py ~/.ansible/test/cache/get_pip_${pipver//./_}.py
+  cp tests/lab/get-pip-offline.py ~/.ansible/test/cache/"get_pip_${pipver//./_}.py"
   (cd "$stage" && timeout 1200 ansible-test sanity --python 3.11 --requirements --color no) >"$log" 2>&1
   local rc=$? total failed
   total=$(grep -c '^Running sanity test' "$log")
+  # ansible-test's closing line counts the failed tests; if it never got there (a crash),
+  # count the tests that reported issues, plus one for the crash.
   failed=$(sed -nE 's/^ERROR: The ([0-9]+) sanity test\(s\) listed below \(out of [0-9]+\) failed.*/\1/p' "$log")
-  failed=${failed:-0}
-  [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+  if [ -z "$failed" ]; then
+    failed=$(grep -oE '^ERROR: Found [0-9]+ [a-z0-9-]+ issue' "$log" | awk '{print $4}' | sort -u | wc -l)
+    [ "$rc" -ne 0 ] && failed=$((failed + 1))
+  fi
+  [ "$total" -lt "$failed" ] && total=$failed
   grep -E '^(ERROR|FATAL)' "$log" | head -40
   record $((total - failed)) "$failed" "ansible-test sanity"
 }
@@ -78,7 +83,7 @@ stage_build() {
   local out="$repo/.tmp/build" ok=1
   rm -rf "$out" && mkdir -p "$out/installed"
   { ansible-galaxy collection build --force --output-path "$out" . &&
-    ansible-galaxy collection install --offline --no-deps -p "$out/installed" "$out"/nodowntime-storage-*.tar.gz &&
+    ansible-galaxy collection install --offline --no-deps --force -p "$out/installed" "$out"/nodowntime-storage-*.tar.gz &&
     ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc -l nodowntime.storage; } >"$logs/build.log" 2>&1 || ok=0
   if [ $ok -eq 1 ]; then record 1 0 "galaxy build/install/doc"; else tail -20 "$logs/build.log"; record 0 1 "galaxy build/install/doc"; fi
 }
@@ -110,7 +115,8 @@ molecule_scenarios() {
 }
 
 integration_targets() {
-  local targets=(${TARGETS:-}) t host
+  local targets=() t host
+  read -r -a targets <<<"${TARGETS:-}"
   if [ ${#targets[@]} -eq 0 ]; then
     for t in tests/integration/targets/*/; do
       t=$(basename "$t")

@@ -6,6 +6,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# Two runs building at once would both debootstrap and race on the `current` tag.
+exec 8>/run/lock/nodowntime-lab-image.lock
+flock 8
 recipe_hash=$(sha256sum "$here/build-image.sh" | cut -c1-12)
 image="localhost/nodowntime-lab:$recipe_hash"
 
@@ -23,7 +26,7 @@ work=$(mktemp -d /var/tmp/nodowntime-lab.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 
-packages=systemd,systemd-sysv,dbus,python3,openssh-server,openssh-client,iproute2,procps,sudo,ca-certificates,rsync,lsyncd,redis-server,redis-tools,python3-redis,sshfs,fuse3,cron,less,lua5.4,zstd,unzip,util-linux,iputils-ping
+packages=systemd,systemd-sysv,dbus,python3,openssh-server,openssh-client,iproute2,procps,sudo,ca-certificates,rsync,lsyncd,redis-server,redis-tools,python3-redis,python-is-python3,sshfs,fuse3,cron,less,lua5.4,zstd,unzip,util-linux,iputils-ping
 echo "lab image: debootstrap bookworm from $mirror"
 debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -n 30 "$work/debootstrap.log"; exit 1; }
@@ -67,5 +70,5 @@ podman import --change 'CMD=["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' \
 podman tag "$image" localhost/nodowntime-lab:current
 # Keep only the current recipe's image.
 podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/nodowntime-lab:' \
-  | grep -v -e ":$recipe_hash\$" -e ':current$' | xargs -r podman rmi -f >/dev/null 2>&1 || true
+  | grep -v -e ":$recipe_hash\$" -e ":current\$" | xargs -r podman rmi >/dev/null 2>&1 || true
 echo "lab image $image built"
