@@ -42,7 +42,7 @@ stage_sanity() {
   total=$(grep -c '^Running sanity test' "$log")
   # ansible-test's closing line counts the failed tests; if it never got there (a crash),
   # count the tests that reported issues, plus one for the crash.
-  failed=$(sed -nE 's/^ERROR: The ([0-9]+) sanity test\(s\) listed below \(out of [0-9]+\) failed.*/\1/p' "$log")
+  failed=$(sed -nE 's/^(ERROR|FATAL): The ([0-9]+) sanity test\(s\) listed below \(out of [0-9]+\) failed.*/\2/p' "$log")
   if [ -z "$failed" ]; then
     failed=$(grep -oE '^ERROR: Found [0-9]+ [a-z0-9-]+ issue' "$log" | awk '{print $4}' | sort -u | wc -l)
     [ "$rc" -ne 0 ] && failed=$((failed + 1))
