@@ -24,12 +24,7 @@ author:
   - nodowntime.storage maintainers (@nodowntime)
 extends_documentation_fragment:
   - nodowntime.storage.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads.
-  diff_mode:
-    support: none
+  - nodowntime.storage.attributes.info_module
 options:
   config:
     description:
