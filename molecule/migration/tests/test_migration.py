@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""After prepare, initial_sync and replicate: new holds what the live writer wrote, to the checksum.
+
+The client's writer wrote through an sshfs mount of old:/srv/data during the whole migration and
+logged every operation with the content's sha256. The writer is stopped here; lsyncd then has a
+few seconds to ship its last changes.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+testinfra_hosts = ["ansible://new"]
+
+WAIT = 30  # seconds lsyncd may take to ship the writer's last changes (delay 1 s + rsync)
+
+
+def lab(host, name):
+    return host.get_host("ansible://%s" % name, ansible_inventory=host.backend.ansible_inventory)
+
+
+@pytest.fixture(scope="module")
+def old(host):
+    return lab(host, "old")
+
+
+@pytest.fixture(scope="module")
+def new(host):
+    return lab(host, "new")
+
+
+@pytest.fixture(scope="module")
+def writer_log(host):
+    """Stop the writer, then replay its log: the last operation of each path decides."""
+    client = lab(host, "client")
+    client.run_expect([0], "systemctl stop lab-writer.service")
+    expected = {}
+    ops = 0
+    for line in client.file("/var/log/lab-writer.log").content_string.splitlines():
+        op, path, digest = line.split(" ")
+        expected[path] = None if op == "delete" else digest
+        ops += 1
+    assert ops > 50, "the writer hardly wrote anything (%d operations)" % ops
+    return expected
+
+
+def checksums(host, root):
+    """sha256 of every file under root. rsync's temporary files come and go on new while lsyncd
+    ships the last changes: a file that vanishes between find and sha256sum is skipped (the
+    callers retry until the trees settle)."""
+    out = host.run(
+        "cd %s && find . -type f ! -name .nodowntime-lsyncd-probe ! -path './.rsync-partial/*' -print0"
+        " | xargs -0r sha256sum 2>/dev/null" % root).stdout
+    result = {}
+    for line in out.splitlines():
+        digest, path = line.split("  ", 1)
+        result[path[2:]] = digest
+    return result
+
+
+def test_every_logged_file_is_on_new_with_its_checksum(new, writer_log):
+    deadline = time.time() + WAIT
+    while True:
+        on_new = checksums(new, "/srv/data")
+        wrong = {p: d for p, d in writer_log.items() if on_new.get(p) != d}
+        if not wrong or time.time() > deadline:
+            break
+        time.sleep(1)
+    present = sum(1 for d in writer_log.values() if d)
+    assert present > 0 and any(d is None for d in writer_log.values())
+    assert wrong == {}, "%d of %d logged paths differ on new (None = should be absent): %s" % (
+        len(wrong), len(writer_log), dict(list(wrong.items())[:10]))
+
+
+def test_new_is_an_exact_copy_of_old(old, new, writer_log):
+    deadline = time.time() + WAIT
+    while True:
+        on_old, on_new = checksums(old, "/srv/data"), checksums(new, "/srv/data")
+        if on_old == on_new or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert len(on_old) >= 2000
+    missing = sorted(set(on_old) - set(on_new))[:10]
+    extra = sorted(set(on_new) - set(on_old))[:10]
+    differ = sorted(p for p in set(on_old) & set(on_new) if on_old[p] != on_new[p])[:10]
+    assert on_old == on_new, "missing on new %s, extra on new %s, different %s" % (missing, extra, differ)
+
+
+def test_batch_jobs_are_stopped_and_recorded(old):
+    crontab = old.check_output("crontab -l -u root")
+    assert "#nodowntime-stopped: */5 * * * * /usr/bin/find /srv/data/live -mmin +60 -delete  # lab-cleanup" in crontab
+    active = [line for line in crontab.splitlines() if line and not line.startswith("#")]
+    assert active == ["* * * * * /usr/bin/touch /run/lab-heartbeat"], "only the unrelated job keeps running"
+    timer = old.service("lab-backup.timer")
+    assert not timer.is_running and not timer.is_enabled
+    record = json.loads(old.file("/var/lib/nodowntime/batch_jobs.json").content_string)
+    assert record["cron"] == {
+        "/var/spool/cron/crontabs/root": ["*/5 * * * * /usr/bin/find /srv/data/live -mmin +60 -delete  # lab-cleanup"]}
+    assert record["timers"] == [{"name": "lab-backup.timer", "enabled": "enabled", "active": "active"}]
+
+
+def test_rsync_daemon_runs_under_systemd_with_the_share(new, old):
+    service = new.service("rsync")
+    assert service.is_running and service.is_enabled
+    assert new.socket("tcp://0.0.0.0:873").is_listening
+    conf = new.file("/etc/rsyncd.conf").content_string
+    assert "[data]" in conf and "10.213.7.11" in conf
+    assert "--log-file=/var/log/rsyncd.log" in new.check_output("systemctl show rsync -p ExecStart")
+    assert old.run("rsync rsync://new/data/tree/").rc == 0
+
+
+def test_client_is_refused_by_the_share(host):
+    client = lab(host, "client")
+    attempt = client.run("rsync rsync://new/data/")
+    assert attempt.rc != 0 and "@ERROR" in attempt.stderr
+
+
+def test_lsyncd_runs_under_its_native_unit(old):
+    service = old.service("lsyncd")
+    assert service.is_running and service.is_enabled
+    assert old.check_output("systemctl show lsyncd -p FragmentPath") == "FragmentPath=/etc/systemd/system/lsyncd.service"
+    conf = old.file("/etc/lsyncd/lsyncd.conf.lua").content_string
+    for needle in ("default.rsync", 'source = "/srv/data"', 'target = "10.213.7.12::data"', "delete = true",
+                   "archive = true", "compress = false", "whole_file = false"):
+        assert needle in conf, needle
+
+
+def test_initial_sync_is_recorded_with_its_statistics(old):
+    record = json.loads(old.file("/var/lib/nodowntime/initial_sync/10.213.7.12_data.json").content_string)
+    assert record["rsync_rc"] in (0, 24)
+    assert record["stats"]["files_transferred"] >= 2000
+    assert record["stats"]["bytes_transferred"] > 4_000_000
+    progress = old.file("/var/log/nodowntime/initial-sync-10.213.7.12_data.progress").content_string
+    assert " start copying /srv/data to 10.213.7.12::data with 2 rsync process(es)" in progress
+    assert " done rc=" in progress
+    # progress lines of both workers while the copy ran (1 MiB/s in total, so it took seconds)
+    assert " worker1 " in progress and " worker2 " in progress
+    assert record["stats"]["elapsed"] > 4, "the 1MiB bandwidth limit was not applied"

@@ -1,0 +1,292 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""nodowntime.storage.rsync_copy driven in-process with the real rsync installed here, copying
+between local directories and to a real rsync daemon on 127.0.0.1 (ephemeral port)."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ansible_collections.nodowntime.storage.plugins.modules import rsync_copy
+
+from .utils import fail_module, run_module
+
+RSYNC = shutil.which("rsync")
+pytestmark = pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")
+
+
+def tree(root, spec):
+    for path, content in spec.items():
+        full = root / path
+        full.parent.mkdir(parents=True, exist_ok=True)
+        full.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+
+def listing(root):
+    result = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as handle:
+                result[os.path.relpath(full, root)] = handle.read()
+    return result
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    spec = {"top.txt": "top\n"}
+    for d in ("a", "b", "c", "d"):
+        for i in range(10):
+            spec["%s/sub/f%d" % (d, i)] = "%s %d\n" % (d, i)
+    tree(src, spec)
+    return src, dst, tmp_path
+
+
+def args(src, dst, tmp_path, **extra):
+    base = dict(src=str(src), dest=str(dst), lock_file=str(tmp_path / "copy.lock"))
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """A real rsync daemon on 127.0.0.1 with a writable module `data`."""
+    module_dir = tmp_path / "module"
+    module_dir.mkdir()
+    conf = tmp_path / "rsyncd.conf"
+    conf.write_text("use chroot = no\nuid = root\ngid = root\n[data]\npath = %s\nread only = false\n" % module_dir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([RSYNC, "--daemon", "--no-detach", "--config=%s" % conf, "--address=127.0.0.1",
+                             "--port=%d" % port, "--log-file=%s" % (tmp_path / "rsyncd.log")])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield "rsync://127.0.0.1:%d/data" % port, module_dir, proc.pid
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_check_mode_copies_nothing_and_reports_the_changes(dirs):
+    src, dst, tmp = dirs
+    result = run_module(rsync_copy.main, args(src, dst, tmp), check_mode=True)
+    assert result["changed"] and result["rsync_rc"] == 0
+    assert listing(dst) == {}
+    assert {"change": ">f+++++++++", "path": "top.txt"} in result["changes"]
+    assert "--dry-run" in result["workers"][0]["cmd"]
+
+
+def test_copy_then_nothing_to_do(dirs):
+    src, dst, tmp = dirs
+    first = run_module(rsync_copy.main, args(src, dst, tmp))
+    assert first["changed"] and first["rsync_rc"] == 0
+    assert listing(dst) == listing(src)
+    assert first["stats"]["files_transferred"] == 41
+    assert first["stats"]["bytes_transferred"] == sum(len(v) for v in listing(src).values())
+    assert first["stats"]["rate"] > 0
+    again = run_module(rsync_copy.main, args(src, dst, tmp))
+    assert not again["changed"] and again["changes_count"] == 0
+    assert again["stats"]["files_transferred"] == 0
+    check = run_module(rsync_copy.main, args(src, dst, tmp), check_mode=True)
+    assert not check["changed"]
+
+
+def test_delete_and_exclude(dirs):
+    src, dst, tmp = dirs
+    tree(dst, {"stale.txt": "old\n", "a/sub/stale": "old\n", "keep.tmp": "excluded\n"})
+    tree(src, {"scratch.tmp": "not copied\n"})
+    kept = run_module(rsync_copy.main, args(src, dst, tmp, exclude=["*.tmp"]))
+    assert (dst / "stale.txt").exists() and kept["deleted"] == 0
+    result = run_module(rsync_copy.main, args(src, dst, tmp, exclude=["*.tmp"], delete=True))
+    assert result["changed"] and result["deleted"] == 2
+    assert not (dst / "stale.txt").exists() and not (dst / "a/sub/stale").exists()
+    assert (dst / "keep.tmp").exists() and not (dst / "scratch.tmp").exists()
+
+
+def test_parallel_workers_split_top_level_directories_and_delete_at_top(dirs):
+    src, dst, tmp = dirs
+    tree(dst, {"gone/x": "stale dir\n", "gone.txt": "stale file\n"})
+    result = run_module(rsync_copy.main, args(src, dst, tmp, workers=3, delete=True, bwlimit="30MiB"))
+    assert [w["name"] for w in result["workers"]] == ["top", "worker1", "worker2", "worker3"]
+    assert sorted(sum((w["dirs"] for w in result["workers"]), [])) == ["a", "b", "c", "d"]
+    assert result["bwlimit_per_worker"] == 10 * 1024
+    assert "--bwlimit=%d" % (30 * 1024) in result["workers"][0]["cmd"]
+    assert "--bwlimit=%d" % (10 * 1024) in result["workers"][1]["cmd"]
+    assert listing(dst) == listing(src)
+    assert not (dst / "gone").exists()
+    assert result["stats"]["files_transferred"] == 41
+    again = run_module(rsync_copy.main, args(src, dst, tmp, workers=3, delete=True))
+    assert not again["changed"]
+
+
+def test_a_second_run_says_already_running(dirs):
+    src, dst, tmp = dirs
+    lock = tmp / "copy.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, b"4242\n")
+        result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    finally:
+        os.close(fd)
+    assert result["already_running"] is True
+    assert result["msg"].startswith("already running (lock %s held by PID 4242)" % lock)
+    assert listing(dst) == {}
+    # once released, the copy runs
+    assert run_module(rsync_copy.main, args(src, dst, tmp))["changed"]
+
+
+def test_default_lock_is_named_for_the_destination(dirs):
+    src, dst, tmp = dirs
+    params = args(src, dst, tmp)
+    del params["lock_file"]
+    result = run_module(rsync_copy.main, params)
+    assert os.path.basename(result["lock_file"]).startswith("nodowntime-rsync-copy-")
+    assert str(dst).strip("/").replace("/", "_") in result["lock_file"]
+
+
+def test_exit_23_fails_and_lists_the_files(dirs):
+    src, dst, tmp = dirs
+    tree(dst, {"top.txt/blocker": "a directory where the source has a file\n"})
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["rsync_rc"] == 23
+    assert "exited 23" in result["msg"] and "top.txt" in result["msg"]
+    assert {"path": "top.txt", "error": "could not make way for new regular file"} in result["failed_files"]
+
+
+def test_bad_bwlimit_names_the_value(dirs):
+    src, dst, tmp = dirs
+    result = fail_module(rsync_copy.main, args(src, dst, tmp, bwlimit="10 Mbit"))
+    assert "bwlimit='10 Mbit'" in result["msg"]
+
+
+def test_missing_source_fails(dirs):
+    _src, dst, tmp = dirs
+    result = fail_module(rsync_copy.main, args(tmp / "nope", dst, tmp))
+    assert "is not a directory" in result["msg"]
+
+
+def test_push_to_daemon_writes_progress(dirs, daemon):
+    src, _dst, tmp = dirs
+    url, module_dir, daemon_pid = daemon
+    progress = tmp / "progress.log"
+    result = run_module(rsync_copy.main, args(src, url, tmp, delete=True, progress_file=str(progress),
+                                              progress_interval=0))
+    assert result["rsync_rc"] == 0 and result["changed"]
+    assert listing(module_dir) == listing(src)
+    assert "--contimeout=30" in result["workers"][0]["cmd"]
+    text = progress.read_text()
+    assert " start copying %s to %s" % (src, url) in text
+    assert " all " in text and "xfr#" in text
+    assert " done rc=0 " in text
+
+
+def test_daemon_unreachable_fails_with_meaning(dirs):
+    src, _dst, tmp = dirs
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = fail_module(rsync_copy.main, args(src, "rsync://127.0.0.1:%d/data" % port, tmp))
+    assert result["rsync_rc"] == 10 and "error in socket I/O" in result["msg"]
+
+
+def _rsync_children(exclude):
+    """rsync processes this test process started (the module's), but not the daemon."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/comm" % entry) as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and comm == "rsync" and int(entry) != exclude:
+            pids.append(int(entry))
+    return pids
+
+
+def test_vanished_files_exit_24_is_success_with_a_warning(tmp_path, daemon):
+    url, _module_dir, _pid = daemon
+    src = tmp_path / "live"
+    tree(src, {"z/v%02d" % i: os.urandom(4096) for i in range(30)})
+    done = threading.Event()
+
+    def vanish():
+        time.sleep(1.0)
+        for i in range(20, 30):
+            os.unlink(src / "z" / ("v%02d" % i))
+        done.set()
+
+    threading.Thread(target=vanish, daemon=True).start()
+    warnings = []
+    from ansible.module_utils import basic
+    original = basic.AnsibleModule.warn
+    basic.AnsibleModule.warn = lambda self, msg: warnings.append(msg)
+    try:
+        result = run_module(rsync_copy.main, args(src, url, tmp_path, bwlimit="40K"))
+    finally:
+        basic.AnsibleModule.warn = original
+    assert done.is_set()
+    assert result["rsync_rc"] == 24
+    assert result["vanished"] and all(p.startswith(str(src / "z" / "v2")) for p in result["vanished"])
+    assert warnings and "vanished during the copy (rsync exit 24" in warnings[0]
+
+
+def test_killed_copy_resumes_from_the_partial_file(tmp_path, daemon):
+    url, module_dir, daemon_pid = daemon
+    src = tmp_path / "big"
+    size = 6 * 1024 * 1024
+    tree(src, {"big.bin": os.urandom(size)})
+    outcome = {}
+
+    def copy():
+        try:
+            outcome["result"] = run_module(rsync_copy.main, args(src, url, tmp_path, bwlimit="2M"))
+        except Exception as e:  # noqa: BLE001 - the failure is the point
+            outcome["error"] = e
+
+    thread = threading.Thread(target=copy)
+    thread.start()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        temps = [n for n in os.listdir(module_dir) if n.startswith(".big.bin.")]
+        if temps and os.path.getsize(module_dir / temps[0]) > size // 4:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the copy never got going")
+    children = _rsync_children(exclude=daemon_pid)
+    assert children
+    for pid in children:
+        os.kill(pid, 15)
+    thread.join(30)
+    failure = outcome["error"].result
+    assert failure["rsync_rc"] == 20 and "run again to resume" in failure["msg"]
+    deadline = time.time() + 10
+    while time.time() < deadline and not (module_dir / ".rsync-partial" / "big.bin").exists():
+        time.sleep(0.1)
+    kept = os.path.getsize(module_dir / ".rsync-partial" / "big.bin")
+    assert kept > size // 4
+    resumed = run_module(rsync_copy.main, args(src, url, tmp_path))
+    assert resumed["rsync_rc"] == 0
+    assert (module_dir / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+    assert resumed["stats"]["matched_bytes"] >= kept - 65536
+    assert resumed["stats"]["literal_bytes"] < size - kept // 2
+    assert not (module_dir / ".rsync-partial").exists()
