@@ -3,6 +3,7 @@
 # Runs the project's checks and ends with one line `N passed, N failed` summing all of them.
 #   tests/run-all.sh                 every stage
 #   tests/run-all.sh unit lint ...   only those stages (sanity unit lint build molecule integration)
+#   tests/run-all.sh demo            the main job: the migration scenario, shown as it runs
 # Called by make, which has already set up the venv, test collections and lab image.
 set -uo pipefail
 
@@ -143,6 +144,16 @@ integration_targets() {
   timeout 300 molecule destroy -s integration >"$logs/integration-destroy.log" 2>&1
 }
 
+demo_migration() {
+  # The main job, shown as it runs: a live migration between the lab hosts old -> new while
+  # client keeps writing (molecule/migration tells the story step by step).
+  if timeout 1800 molecule test -s migration 2>&1 | tee "$logs/demo.log"; then
+    record 1 0 "demo: migration old -> new"
+  else
+    record 0 1 "demo: migration old -> new"
+  fi
+}
+
 trap '[ "$holding_lab" -eq 1 ] && lab_cleanup; rm -f "$results"' EXIT
 for stage in "${stages[@]}"; do
   echo "== stage: $stage (log: .tmp/logs/)"
@@ -153,6 +164,7 @@ for stage in "${stages[@]}"; do
     build) stage_build ;;
     molecule) with_lab_lock molecule_scenarios ;;
     integration) with_lab_lock integration_targets ;;
+    demo) with_lab_lock demo_migration ;;
     *) echo "unknown stage $stage"; record 0 1 "$stage" ;;
   esac
 done
