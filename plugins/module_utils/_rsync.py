@@ -166,7 +166,8 @@ def commands(rsync, options, src, dest, groups):
     Without groups: one ``rsync OPTIONS SRC/ DEST/``. With groups: a first pass that copies the
     top level only (``--dirs``, so top-level files are copied, top-level directories created and,
     with ``--delete``, top-level entries gone from the source removed), then one ``--relative``
-    rsync per group of top-level directories (``SRC/./dir``), run in parallel.
+    rsync per group of top-level directories (``SRC/./dir``), run in parallel; a worker ignores
+    a directory that vanished since it was planned.
     Returns ``[(label, argv)]``; the first pass, when present, is labelled ``top``.
     """
     src = src.rstrip("/") or "/"
@@ -178,7 +179,9 @@ def commands(rsync, options, src, dest, groups):
     result = [("top", top)]
     for index, group in enumerate(groups, 1):
         paths = ["%s/./%s" % (src if src != "/" else "", name) for name in group]
-        result.append(("worker%d" % index, [rsync] + options + ["--relative"] + paths + [target]))
+        # A top-level directory removed on the live tree after it was planned would make rsync
+        # exit 23 (not 24); it is gone, so there is nothing left to copy.
+        result.append(("worker%d" % index, [rsync] + options + ["--relative", "--ignore-missing-args"] + paths + [target]))
     return result
 
 

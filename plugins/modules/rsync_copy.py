@@ -459,8 +459,19 @@ def main():
     failed = []
     messages = []
     workers = []
+    top_paths = set()
     for run in runs:
         run_items, run_stats = _rsync.parse_stdout(run.text("stdout"))
+        if run.name == "top":
+            top_paths = set(path for _kind, path in run_items)
+        elif module.check_mode and top_paths:
+            # --dry-run: the top pass only pretended to create or update the top-level
+            # directories, so each worker itemizes its own again; count them once.
+            again = [kind for kind, path in run_items if path in top_paths]
+            run_items = [(kind, path) for kind, path in run_items if path not in top_paths]
+            created = sum(1 for kind in again if kind.startswith("c"))
+            if created and "files_created" in run_stats:
+                run_stats["files_created"] -= created
         stderr = run.text("stderr")
         items += run_items
         stats_list.append(run_stats)

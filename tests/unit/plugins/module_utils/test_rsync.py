@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,7 @@ def test_commands_top_pass_then_relative_workers():
     assert top[-2:] == ["/srv/data/", "new::data/"] and "--no-recursive" in top and "--dirs" in top
     worker1 = plan[1][1]
     assert worker1[-3:] == ["/srv/data/./a", "/srv/data/./c", "new::data/"] and "--relative" in worker1
+    assert "--ignore-missing-args" in worker1
     for argv in (top, worker1):
         assert "--delete" in argv and "--partial-dir=.rsync-partial" in argv and "--exclude=*.tmp" in argv
         assert "--bwlimit=100" in argv and "--itemize-changes" in argv and "--stats" in argv
@@ -175,3 +177,16 @@ def test_count_entries(tmp_path):
     os.makedirs(tmp_path / "a" / "b")
     (tmp_path / "a" / "b" / "f").write_text("x")
     assert _rsync.count_entries(str(tmp_path)) == 3
+
+
+def test_worker_skips_a_directory_that_vanished_after_planning(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "kept").mkdir(parents=True)
+    (src / "kept" / "f").write_text("x\n")
+    dst.mkdir()
+    options = _rsync.base_options(delete=True, partial_dir=".rsync-partial", exclude=[], bwlimit_kib=0)
+    plan = _rsync.commands("rsync", options, str(src), str(dst), [["kept", "gone"]])
+    worker = dict(plan)["worker1"]
+    done = subprocess.run(worker, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (dst / "kept" / "f").read_text() == "x\n"

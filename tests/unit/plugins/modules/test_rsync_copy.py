@@ -133,6 +133,19 @@ def test_parallel_workers_split_top_level_directories_and_delete_at_top(dirs):
     assert not again["changed"]
 
 
+def test_parallel_check_mode_predicts_what_the_real_copy_does(dirs):
+    # --dry-run: the top pass only pretends to create the top-level directories, so each worker
+    # itemizes its directories again; check mode must not report them twice.
+    src, dst, tmp = dirs
+    check = run_module(rsync_copy.main, args(src, dst, tmp, workers=3), check_mode=True)
+    assert listing(dst) == {}
+    real = run_module(rsync_copy.main, args(src, dst, tmp, workers=3))
+    assert sorted(c["path"] for c in check["changes"]) == sorted(c["path"] for c in real["changes"])
+    assert check["changes_count"] == real["changes_count"]
+    assert check["stats"]["files_created"] == real["stats"]["files_created"]
+    assert check["stats"]["files_transferred"] == real["stats"]["files_transferred"]
+
+
 def test_a_second_run_says_already_running(dirs):
     src, dst, tmp = dirs
     lock = tmp / "copy.lock"
