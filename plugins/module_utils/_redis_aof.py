@@ -438,17 +438,38 @@ def _member_bytes(path, limit, trim_resp):
     return data
 
 
+_CHUNK = 1024 * 1024
+
+
+def _copy_limited(src, dst, limit):
+    """Copy ``limit`` bytes from ``src`` to ``dst`` a chunk at a time."""
+    left = limit
+    while left > 0:
+        chunk = src.read(min(_CHUNK, left))
+        if not chunk:
+            raise BackupError("%s ended %d bytes early while archiving" % (getattr(src, "name", "a file"), left),
+                              step="archive")
+        dst.write(chunk)
+        left -= len(chunk)
+
+
 def write_archive(fmt, tmp_path, members, level, zstd_bin=None):
     """Write ``members`` (list of ``(arcname, path, limit, trim)``) plus metadata.
 
-    ``members`` entries with ``path`` ``None`` carry their bytes in ``limit``.
+    ``members`` entries with ``path`` ``None`` carry their bytes in ``limit``. Members that
+    need trimming (files Redis may still be appending to: incr files, a pre-7 single AOF) are
+    read whole to find their last complete command; the others, the large base files among
+    them, are streamed in 1 MiB chunks so memory does not grow with the AOF.
     """
     if fmt == "zip":
         with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_DEFLATED,
                              compresslevel=int(level)) as zf:
             for arcname, path, limit, trim in members:
-                data = limit if path is None else _member_bytes(path, limit, trim)
-                zf.writestr(arcname, data)
+                if path is None or trim:
+                    zf.writestr(arcname, limit if path is None else _member_bytes(path, limit, trim))
+                    continue
+                with open(path, "rb") as src, zf.open(arcname, "w", force_zip64=True) as dst:
+                    _copy_limited(src, dst, limit)
         return
     # tar.zst: tar stream into `zstd -T0` (multi-threaded), which writes tmp_path
     with open(tmp_path, "wb") as out:
@@ -457,12 +478,17 @@ def write_archive(fmt, tmp_path, members, level, zstd_bin=None):
         try:
             with tarfile.open(fileobj=proc.stdin, mode="w|") as tf:
                 for arcname, path, limit, trim in members:
-                    data = limit if path is None else _member_bytes(path, limit, trim)
                     info = tarfile.TarInfo(arcname)
-                    info.size = len(data)
                     info.mtime = int(time.time())
                     info.mode = 0o600
-                    tf.addfile(info, io.BytesIO(data))
+                    if path is None or trim:
+                        data = limit if path is None else _member_bytes(path, limit, trim)
+                        info.size = len(data)
+                        tf.addfile(info, io.BytesIO(data))
+                        continue
+                    info.size = limit
+                    with open(path, "rb") as src:
+                        tf.addfile(info, src)
             proc.stdin.close()
         except BaseException:
             proc.kill()

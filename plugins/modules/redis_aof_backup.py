@@ -64,8 +64,9 @@ options:
   format:
     description:
       - Archive format. V(zip) is the format of the original procedure (Python's zipfile, deflate).
-      - V(tar.zst) pipes a tar stream through C(zstd -T0); it needs the C(zstd) program and is about
-        three times faster than deflate level 1 at the ratio of deflate level 6.
+      - V(tar.zst) pipes a tar stream through C(zstd -T0); it needs the C(zstd) program. Measured on
+        2 cores with a 112 MiB AOF (C(bench/redis_archive_formats.py)) it took 0.4 s against 0.9 s for
+        deflate level 1 and 2.5 s for level 6, at the size of level 6.
     type: str
     choices: [zip, tar.zst]
     default: zip
