@@ -60,7 +60,8 @@ integration: venv collections image
 
 lab-up: venv collections image
 	@molecule create -s lab
-	@echo "lab hosts are up: ssh -i $(CURDIR)/.tmp/lab/id_ed25519 root@<address> (see molecule/lab)"
+	@echo "lab hosts are up: old 10.213.7.11, new 10.213.7.12, client 10.213.7.13"
+	@echo "  ssh -i $(CURDIR)/.tmp/lab/id_ed25519 root@10.213.7.12    (make lab-down removes them)"
 
 lab-down: venv collections
 	@molecule destroy -s lab
