@@ -24,7 +24,6 @@ Network: only 127.0.0.1. Everything lives in one temporary directory, removed at
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -58,14 +57,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- child: one archive
@@ -225,7 +216,7 @@ def check_archive(aof, archive, work, expected, zstd_bin):
         aof.read_archive(archive, target, zstd_bin=zstd_bin or "zstd")
         seconds = time.perf_counter() - t0
         for arcname, digest in expected.items():
-            if sha256_file(os.path.join(target, arcname)) != digest:
+            if aof.sha256_file(os.path.join(target, arcname)) != digest:
                 raise RuntimeError("%s: %s differs after extraction" % (archive, arcname))
     finally:
         shutil.rmtree(target)
@@ -283,7 +274,7 @@ def main():
         members.append((aof.METADATA_NAME, None, json.dumps(dict(bench=True, keys=opts.keys)).encode(), False))
         server.stop()  # the staged hard links keep the files; Redis is not needed any more
         total = sum(limit for _a, path, limit, _t in members if path is not None)
-        expected = {arcname: sha256_file(path) for arcname, path, _limit, _trim in members if path is not None}
+        expected = {arcname: aof.sha256_file(path) for arcname, path, _limit, _trim in members if path is not None}
         print("AOF (%s, %s): %s, %.1f MiB staged by %s; redis-server stopped"
               % (layout, "RDB preamble" if opts.rdb_preamble == "yes" else "plain AOF", ", ".join(
                   "%s %.1f MiB" % (name, os.path.getsize(os.path.join(staging, name)) / 1048576.0) for name in files),
