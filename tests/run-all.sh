@@ -10,6 +10,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 1
 results=$(mktemp)
+failures=$(mktemp)  # short excerpts of what failed, printed again just before the final line
 logs="$repo/.tmp/logs"
 mkdir -p "$logs"
 stages=("$@")
@@ -18,6 +19,16 @@ stages=("$@")
 record() {  # record <passed> <failed> <label>
   echo "$1 $2" >>"$results"
   printf '== %-28s %s passed, %s failed\n' "$3" "$1" "$2"
+}
+
+excerpt() {  # excerpt <label> <log>: the lines that say why, kept for the closing summary
+  {
+    echo "-- $1 ($2)"
+    # Molecule frames its output in colours and box drawing: strip both before looking.
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^ *│ ?//' "$2" |
+      grep -E '^(FAILED|ERROR|FATAL|CRITICAL|E  )|fatal:|FAILED!|failed=[1-9]|Traceback|"msg":|msg:' |
+      grep -v 'FAILED - RETRYING' | head -n 25
+  } | tee -a "$failures"
 }
 
 lab_cleanup() {
@@ -49,13 +60,15 @@ stage_sanity() {
     [ "$rc" -ne 0 ] && failed=$((failed + 1))
   fi
   [ "$total" -lt "$failed" ] && total=$failed
-  grep -E '^(ERROR|FATAL)' "$log" | head -40
+  [ "$failed" -gt 0 ] && excerpt "ansible-test sanity" "$log"
   record $((total - failed)) "$failed" "ansible-test sanity"
 }
 
 stage_unit() {
   local xml="$repo/.tmp/unit.xml"
-  timeout 1200 python -m pytest -q -p no:cacheprovider --junitxml="$xml" tests/unit 2>&1 | tail -25
+  timeout 1200 python -m pytest -q -p no:cacheprovider --junitxml="$xml" tests/unit >"$logs/unit.log" 2>&1 ||
+    excerpt "pytest unit" "$logs/unit.log"
+  tail -n 1 "$logs/unit.log"
   python - "$xml" >>"$results" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
@@ -75,7 +88,7 @@ stage_lint() {
   if timeout 900 ansible-lint --profile production --offline >"$logs/ansible-lint.log" 2>&1; then
     record 1 0 "ansible-lint (production)"
   else
-    tail -40 "$logs/ansible-lint.log"
+    { echo "-- ansible-lint ($logs/ansible-lint.log)"; tail -25 "$logs/ansible-lint.log"; } | tee -a "$failures"
     record 0 1 "ansible-lint (production)"
   fi
 }
@@ -86,7 +99,7 @@ stage_build() {
   { ansible-galaxy collection build --force --output-path "$out" . &&
     ansible-galaxy collection install --offline --no-deps --force -p "$out/installed" "$out"/nodowntime-storage-*.tar.gz &&
     ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc -l nodowntime.storage; } >"$logs/build.log" 2>&1 || ok=0
-  if [ $ok -eq 1 ]; then record 1 0 "galaxy build/install/doc"; else tail -20 "$logs/build.log"; record 0 1 "galaxy build/install/doc"; fi
+  if [ $ok -eq 1 ]; then record 1 0 "galaxy build/install/doc"; else excerpt "galaxy build" "$logs/build.log"; record 0 1 "galaxy build/install/doc"; fi
 }
 
 holding_lab=0
@@ -109,7 +122,7 @@ molecule_scenarios() {
     if timeout 1800 molecule test -s "$s" >"$logs/molecule-$s.log" 2>&1; then
       record 1 0 "molecule $s"
     else
-      tail -60 "$logs/molecule-$s.log"
+      excerpt "molecule $s" "$logs/molecule-$s.log"
       record 0 1 "molecule $s"
     fi
   done
@@ -127,7 +140,7 @@ integration_targets() {
     done
   fi
   if ! timeout 600 molecule create -s integration >"$logs/integration-create.log" 2>&1; then
-    tail -40 "$logs/integration-create.log"
+    excerpt "integration lab create" "$logs/integration-create.log"
     record 0 ${#targets[@]} "integration lab create"
     return
   fi
@@ -137,7 +150,7 @@ integration_targets() {
         timeout 1200 molecule converge -s integration >"$logs/integration-$t.log" 2>&1; then
       record 1 0 "integration $t"
     else
-      grep -E 'fatal:|FAILED!|failed=|msg:|ERROR' "$logs/integration-$t.log" | tail -30
+      excerpt "integration $t" "$logs/integration-$t.log"
       record 0 1 "integration $t"
     fi
   done
@@ -154,7 +167,7 @@ demo_migration() {
   fi
 }
 
-trap '[ "$holding_lab" -eq 1 ] && lab_cleanup; rm -f "$results"' EXIT
+trap '[ "$holding_lab" -eq 1 ] && lab_cleanup; rm -f "$results" "$failures"' EXIT
 for stage in "${stages[@]}"; do
   echo "== stage: $stage (log: .tmp/logs/)"
   case "$stage" in
@@ -169,6 +182,10 @@ for stage in "${stages[@]}"; do
   esac
 done
 
+if [ -s "$failures" ]; then
+  echo "== what failed (whole logs in .tmp/logs/)"
+  cat "$failures"
+fi
 read -r passed failed < <(awk '{p+=$1; f+=$2} END {print p+0, f+0}' "$results")
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
