@@ -43,8 +43,6 @@ import sys
 import tempfile
 import time
 
-from unittest import mock
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".tmp", "collections")
 LINK = os.path.join(COLLECTIONS, "ansible_collections", "nodowntime", "storage")
@@ -60,43 +58,13 @@ def _import_module():
     return rsync_copy
 
 
-class ModuleDone(Exception):
-    """Raised in place of exit_json/fail_json; carries the result."""
-
-    def __init__(self, result, failed):
-        super().__init__(result.get("msg", ""))
-        self.result = result
-        self.failed = failed
-
-
-def _exit_json(_self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise ModuleDone(kwargs, False)
-
-
-def _fail_json(_self, msg, **kwargs):
-    kwargs["msg"] = msg
-    raise ModuleDone(kwargs, True)
-
-
-def run_module(main, args):
-    """Run a module's ``main()`` in this process with ``args``; return its result dict."""
+def _module_runner():
+    """The unit tests' in-process runner (tests/unit/plugins/modules/utils.py)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
     # pylint: disable-next=import-outside-toplevel
-    from ansible.module_utils import basic
-    # pylint: disable-next=import-outside-toplevel
-    from ansible.module_utils.testing import patch_module_args
-
-    args = dict(args, _ansible_no_log=True)  # no invocation line in the system log
-    with patch_module_args(args), \
-            mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json):
-        try:
-            main()
-        except ModuleDone as done:
-            if done.failed:
-                raise RuntimeError("rsync_copy failed: %s" % done.result.get("msg")) from None
-            return done.result
-    raise RuntimeError("rsync_copy returned without exit_json")
+    from tests.unit.plugins.modules.utils import run_module
+    return run_module
 
 
 # --------------------------------------------------------------------------- the tree
@@ -296,7 +264,9 @@ def options_case(rsync, src, url):
 
 def module_case(main, rsync, src, url, workers, lock_file):
     """rsync_copy with its defaults and ``workers``, copying ``src`` to ``url``."""
-    args = dict(src=src, dest=url, workers=workers, lock_file=lock_file, rsync_path=rsync)
+    # _ansible_no_log: no invocation line in the system log for every round
+    args = dict(src=src, dest=url, workers=workers, lock_file=lock_file, rsync_path=rsync, _ansible_no_log=True)
+    run_module = _module_runner()
 
     def run():
         return run_module(main, args)
