@@ -13,6 +13,9 @@ description:
     peer node its connection state, the peer's own connection state, role, file state and the
     times replication started and the last synchronisation ended.
   - With O(events=true) also returns the resource's event history from C(fsradm events --json).
+  - With O(verify_result=true) also returns the last C(fsradm verify) result from C(fsradm result), in
+    the report shape of M(nodowntime.storage.tree_verify), so a gate or a report reads FSR's check and an
+    rsync migration's check alike.
   - Never changes anything.
 author:
   - nodowntime.storage maintainers (@nodowntime)
@@ -27,6 +30,11 @@ options:
   events:
     description:
       - Also return RV(resources.events) from C(fsradm events --json NAME) for each reported resource.
+    type: bool
+    default: false
+  verify_result:
+    description:
+      - Also return RV(resources.verify) from C(fsradm result NAME) for each reported resource.
     type: bool
     default: false
   fsradm_path:
@@ -121,6 +129,13 @@ resources:
       type: list
       elements: dict
       returned: when O(events=true)
+    verify:
+      description:
+        - The last verify's result in the report shape of M(nodowntime.storage.tree_verify) - C(clean),
+          C(totals) (the nine counters), C(differences), C(started), C(finished) (null while verify
+          runs), C(peer_node), C(canceled) - or null when the resource was never verified.
+      type: dict
+      returned: when O(verify_result=true)
   sample:
     r0:
       name: r0
@@ -145,12 +160,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodowntime.storage.plugins.module_utils._fsradm import (
     FSRADM_ARGUMENT_SPEC, Fsradm, FsradmError, find_fsradm)
+from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import from_fsr_result
 
 
 def main():
     spec = dict(
         name=dict(type="str", aliases=["resource"]),
         events=dict(type="bool", default=False),
+        verify_result=dict(type="bool", default=False),
     )
     spec.update(FSRADM_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
@@ -161,11 +178,15 @@ def main():
         if module.params["events"]:
             for res in resources.values():
                 res["events"] = fsr.events(res["name"])
+        if module.params["verify_result"]:
+            for res in resources.values():
+                result = fsr.result(res["name"])
+                res["verify"] = None if result is None else from_fsr_result(result)
     except FsradmError as e:
         module.fail_json(msg="%s failed: %s" % (" ".join(["fsradm"] + e.argv[1:]), e.message),
                          rc=e.rc, stdout=e.stdout, stderr=e.stderr)
     except ValueError as e:
-        module.fail_json(msg="cannot parse the output of fsradm events --json: %s" % e)
+        module.fail_json(msg="cannot parse the JSON output of fsradm: %s" % e)
     module.exit_json(changed=False, exists=bool(resources), resources=resources)
 
 

@@ -308,34 +308,48 @@ status:
       new: {name: new, state: repl_source, peer_state: repl_target, role: secondary,
             file: up_to_date, repl_started: "2026-11-21T19:50:28+00:00", last_synced: "2026-11-21T19:50:28+00:00"}
 verify:
-  description: The result of C(fsradm result) after O(verify=true).
+  description:
+    - The result of C(fsradm result) after O(verify=true), in the report shape that
+      M(nodowntime.storage.tree_verify) returns too, so one check serves a migration with FSR and one
+      with rsync and lsyncd.
   returned: when O(verify=true) and not in check mode
   type: dict
   contains:
+    clean:
+      description: Whether every counter of RV(verify.totals) is zero.
+      type: bool
+    totals:
+      description: The nine counters of C(fsradm result) as integers (C(diff_*), C(missing_*), C(orphaned_*) for
+        C(dir), C(file) and C(bytes)).
+      type: dict
+      sample: {diff_dir: 0, diff_file: 1, diff_bytes: 7, orphaned_dir: 0, orphaned_file: 0,
+               orphaned_bytes: 0, missing_dir: 0, missing_file: 0, missing_bytes: 0}
+    differences:
+      description: The entries fsradm lists, each with C(type) (C(different), C(missing), C(orphaned)),
+        C(path), C(entry) (C(dir) or C(file)), C(size) and C(differs) (C(mtime), C(size), ...).
+      type: list
+      elements: dict
+    differences_truncated:
+      description: Whether fsradm listed more entries than are returned.
+      type: bool
+    started:
+      description: When verify started, as fsradm reports it.
+      type: str
+    finished:
+      description: When verify ended, as fsradm reports it.
+      type: str
+    entries_checked:
+      description: Always null - fsradm does not report how many entries it compared.
+      type: int
     peer_node:
       description: The peer verified against.
       type: str
-    start_time:
-      description: When verify started.
-      type: str
-    end_time:
-      description: When verify ended.
-      type: str
-    totals:
-      description: The counters as integers.
-      type: dict
-      sample: {diff_dir: 0, diff_file: 1, diff_bytes: 7, orphaned_dir: 0, orphaned_file: 0,
-               orphaned_bytes: 0, missing_dir: 0, missing_file: 0, missing_bytes: 0, synced_bytes: 0}
-    differences:
-      description: Number of differing entries, the sum of the C(*_dir) and C(*_file) counters.
-      type: int
-    clean:
-      description: Whether every counter except C(synced_bytes) is zero.
+    canceled:
+      description: Whether fsradm canceled the check.
       type: bool
-    files:
-      description: The differing files as fsradm lists them.
-      type: list
-      elements: dict
+    synced_bytes:
+      description: Bytes fsradm synchronised during the check.
+      type: int
 """
 
 import json
@@ -348,6 +362,8 @@ from ansible_collections.nodowntime.storage.plugins.module_utils._atomic_file im
 from ansible_collections.nodowntime.storage.plugins.module_utils._fsradm import (
     FSRADM_ARGUMENT_SPEC, LINKED_STATES, Fsradm, FsradmError, describe, display_command, find_fsradm, parse_size,
     wait_until)
+from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import from_fsr_result
+from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import describe as describe_totals
 
 _PERIOD_RE = re.compile(r"^\d+(ms|s|m|h|d)?$")
 _RATIO_RE = re.compile(r"^\d+:\d+$")
@@ -590,12 +606,11 @@ class ResourceState:
             self.fail("timed out after %ds waiting for fsradm verify of %s to finish" % (elapsed, self.name))
         if result["canceled"]:
             self.fail("fsradm verify of %s was canceled (state changed during the check; state seen: %s)"
-                      % (self.name, describe(self.read())), verify=result)
-        self.verify = result
-        if not result["clean"] and not self.p["verify_allow_differences"]:
-            totals = ", ".join("%s=%s" % (k, v) for k, v in result["totals"].items() if v and k != "synced_bytes")
+                      % (self.name, describe(self.read())), verify=from_fsr_result(result))
+        self.verify = from_fsr_result(result)
+        if not self.verify["clean"] and not self.p["verify_allow_differences"]:
             self.fail("fsradm verify of %s against %s found differences: %s"
-                      % (self.name, result["peer_node"], totals), verify=result)
+                      % (self.name, result["peer_node"], describe_totals(self.verify["totals"])), verify=self.verify)
 
     # ---- result
     def after(self):

@@ -26,7 +26,7 @@ work=$(mktemp -d /var/tmp/nodowntime-lab.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 
-packages=systemd,systemd-sysv,dbus,python3,openssh-server,openssh-client,iproute2,procps,sudo,ca-certificates,rsync,lsyncd,redis-server,redis-tools,python3-redis,python-is-python3,sshfs,fuse3,cron,less,lua5.4,zstd,unzip,util-linux,iputils-ping
+packages=systemd,systemd-sysv,dbus,python3,openssh-server,openssh-client,iproute2,procps,sudo,ca-certificates,rsync,lsyncd,redis-server,redis-tools,python3-redis,python-is-python3,sshfs,fuse3,cron,less,lua5.4,zstd,unzip,util-linux,iputils-ping,acl,attr
 echo "lab image: debootstrap bookworm from $mirror"
 debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -n 30 "$work/debootstrap.log"; exit 1; }

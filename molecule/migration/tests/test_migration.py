@@ -8,6 +8,7 @@ few seconds to ship its last changes.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -138,3 +139,19 @@ def test_initial_sync_is_recorded_with_its_statistics(old):
     # progress lines of both workers while the copy ran (1 MiB/s in total, so it took seconds)
     assert " worker1 " in progress and " worker2 " in progress
     assert record["stats"]["elapsed"] > 4, "the 1MiB bandwidth limit was not applied"
+
+
+def test_verify_phase_proved_new_while_the_writer_ran(old):
+    """The verify phase ran online (the writer active) and found no lasting difference; its
+    result is kept on old, where the cutover reads it, and on the controller."""
+    on_old = json.loads(old.file("/var/lib/nodowntime/verify/data.json").content_string)
+    report_dir = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".tmp", "migration-reports")
+    with open(os.path.join(report_dir, "verify-old-data.json"), encoding="utf-8") as handle:
+        on_controller = json.load(handle)
+    for result in (on_old, on_controller):
+        assert result["clean"] is True, result["differences"]
+        assert set(result["totals"].values()) == {0}
+        assert result["entries_checked"] >= 2000
+        assert result["target"] == "10.213.7.12::data" and result["depth"] == "attributes"
+        assert [p["label"] for p in result["passes"]][0] == "tree"
+    assert on_old["started"] == on_controller["started"], "both hold the last real run"

@@ -71,3 +71,24 @@ def test_reports_roles_states_and_peers(lab):
     lab.on("b")
     res = run_module(fsr_info.main, dict(name="r1", fsradm_path=SIMULATOR))
     assert res["exists"] is False and res["resources"] == {}
+
+
+def test_verify_result_in_the_shared_report_shape(lab):
+    for node in ("a", "b"):
+        lab.on(node)
+        run_module(fsr_resource.main, lab.args(nodes=lab.node_list()))
+    lab.on("a")
+    run_module(fsr_resource.main, lab.args(wait_for="connected"))
+    run_module(fsr_resource.main, lab.args(role="primary", force=True))
+    run_module(fsr_resource.main, lab.args(wait_for="up_to_date"))
+
+    res = run_module(fsr_info.main, dict(name="r0", verify_result=True, fsradm_path=SIMULATOR))
+    assert res["resources"]["r0"]["verify"] is None, "never verified: nothing to report"
+
+    (lab.data("b") / "stray.bin").write_bytes(b"x" * 10)
+    checked = run_module(fsr_resource.main, lab.args(verify=True, verify_allow_differences=True))["verify"]
+    res = run_module(fsr_info.main, dict(name="r0", verify_result=True, fsradm_path=SIMULATOR))
+    verify = res["resources"]["r0"]["verify"]
+    assert verify == checked, "fsr_info reads back the report fsr_resource returned"
+    assert not verify["clean"] and verify["totals"]["orphaned_file"] == 1 and verify["totals"]["orphaned_bytes"] == 10
+    assert [(d["type"], os.path.basename(d["path"])) for d in verify["differences"]] == [("orphaned", "stray.bin")]

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import TOTAL_KEYS
 from ansible_collections.nodowntime.storage.plugins.modules import fsr_info, fsr_resource
 
 from .fsr_sim import SIMULATOR, Lab
@@ -231,23 +232,24 @@ def test_verify_totals(lab):
     res = run_module(fsr_resource.main, lab.args(verify=True))
     assert not res["changed"] and res["commands"] == []
     assert res["verify"]["finished"] and res["verify"]["peer_node"] == "b"
-    assert res["verify"]["differences"] == 0
+    assert res["verify"]["clean"] and res["verify"]["differences"] == []
+    assert res["verify"]["entries_checked"] is None  # fsradm does not say
+    assert sorted(res["verify"]["totals"]) == sorted(TOTAL_KEYS)
     assert set(res["verify"]["totals"].values()) == {0}
 
     # A write behind FSR's back on the target, and a file only the target has.
     (lab.data("b") / "dir" / "one.txt").write_text("changed on the target\n")
     (lab.data("b") / "stray.bin").write_bytes(b"x" * 10)
     res = fail_module(fsr_resource.main, lab.args(verify=True))
-    assert "found differences" in res["msg"] and "diff_file=1" in res["msg"] and "orphaned_file=1" in res["msg"]
+    assert "found differences: 1 different (0 dirs, 1 file, 22 bytes), 1 orphaned (0 dirs, 1 file, 10 bytes)" in res["msg"]
     assert res["verify"]["totals"]["diff_file"] == 1
     assert res["verify"]["totals"]["orphaned_bytes"] == 10
     assert res["verify"]["totals"]["diff_bytes"] == len("changed on the target\n")
 
     res = run_module(fsr_resource.main, lab.args(verify=True, verify_allow_differences=True))
     assert not res["changed"]
-    assert res["verify"]["differences"] == 2  # one different file, one orphaned file
-    assert [(f["type"], os.path.basename(f["name"])) for f in res["verify"]["files"]] == [
-        ("different", "one.txt"), ("orphaned", "stray.bin")]
+    assert [(f["type"], os.path.basename(f["path"]), f["entry"]) for f in res["verify"]["differences"]] == [
+        ("different", "one.txt", "file"), ("orphaned", "stray.bin", "file")]
 
 
 def test_verify_declined_when_not_up_to_date(lab):
