@@ -10,7 +10,8 @@ the cutover and a migration report read one format whatever did the checking:
   for directories, other entries (``_file``) and their bytes;
 * ``differences``: the first ``limit`` entries of each kind, each ``{type, path, entry, size,
   differs}`` (``type`` is ``different``, ``missing`` or ``orphaned``, as in ``fsradm result``);
-* ``started`` / ``finished`` (ISO 8601, UTC), ``entries_checked`` and ``clean``.
+* ``started_at`` / ``finished_at`` (ISO 8601, UTC; not ``started`` / ``finished``, which
+  ``async_status`` overwrites with booleans), ``entries_checked`` and ``clean``.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class Tally:
         self.totals = empty_totals()
         self.kept = []
         self.per_kind = dict.fromkeys(KINDS, 0)
+        self.differs_counts = {}
 
     def add(self, kind, path, entry, size=0, differs=()):
         prefix = _PREFIX[kind]
@@ -49,6 +51,8 @@ class Tally:
         else:
             self.totals[prefix + "_file"] += 1
             self.totals[prefix + "_bytes"] += size
+        for name in differs:
+            self.differs_counts[name] = self.differs_counts.get(name, 0) + 1
         if self.per_kind[kind] < self.limit:
             self.kept.append(dict(type=kind, path=path, entry=entry, size=size, differs=list(differs)))
         self.per_kind[kind] += 1
@@ -62,7 +66,8 @@ class Tally:
         return len(self.kept) < self.count
 
     def as_dict(self):
-        return dict(totals=self.totals, differences=self.kept, differences_truncated=self.truncated)
+        return dict(totals=self.totals, differences=self.kept, differences_truncated=self.truncated,
+                    differs_counts=self.differs_counts)
 
 
 def describe(totals):
@@ -111,25 +116,30 @@ def from_fsr_result(parsed, limit=100):
         totals[key] = value if isinstance(value, int) else 0
     kept = []
     per_kind = dict.fromkeys(KINDS, 0)
+    differs_counts = {}
     for item in parsed.get("files") or []:
         kind = item.get("type") or "different"
+        properties = item.get("properties") or {}
+        differs = sorted(_FSR_PROPERTIES.get(name, name) for name in properties)
+        for name in differs:
+            differs_counts[name] = differs_counts.get(name, 0) + 1
         per_kind[kind] = per_kind.get(kind, 0) + 1
         if per_kind[kind] > limit:
             continue
-        properties = item.get("properties") or {}
         size = (properties.get("size") or {}).get("local")
         kept.append(dict(
             type=kind, path=item.get("name"), entry="dir" if item.get("is_dir") else "file",
             size=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else 0,
-            differs=sorted(_FSR_PROPERTIES.get(name, name) for name in properties)))
+            differs=differs))
     synced = parsed["totals"].get("synced_bytes", 0)
     return dict(
         totals=totals,
         clean=is_clean(totals),
         differences=kept,
         differences_truncated=sum(per_kind.values()) > len(kept),
-        started=parsed.get("start_time"),
-        finished=parsed.get("end_time"),
+        differs_counts=differs_counts,
+        started_at=parsed.get("start_time"),
+        finished_at=parsed.get("end_time"),
         entries_checked=None,
         in_flight=None,
         peer_node=parsed.get("peer_node"),

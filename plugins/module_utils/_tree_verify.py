@@ -362,15 +362,9 @@ class TreeVerify:
 
                 self._run("recheck", list_argv(self.rsync, self.compare, self.connection, self.excludes,
                                                recheck_path, self.source, self.target), second_pass)
-                for name, (item, ctime) in pending.items():
-                    if name in still:
-                        continue
-                    # rsync sees a split hard-link group only when every name of the group is in
-                    # its list, and the recheck lists only the names that differed: the group
-                    # lasts when its source entry stayed as it was.
-                    lasting_link = "hard_links" in item.differs and ctime is not None \
-                        and self._lstat_ctime(name) == ctime
-                    _add(final if lasting_link else in_flight, item)
+                for name, (item, dummy) in pending.items():
+                    if name not in still:
+                        _add(in_flight, item)
             if orphan_count:
                 confirmed = set()
 
@@ -392,8 +386,8 @@ class TreeVerify:
         report = dict(
             source=self.source,
             target=self.target,
-            started=started,
-            finished=utc_now(),
+            started_at=started,
+            finished_at=utc_now(),
             elapsed=round(time.time() - clock, 3),
             entries_checked=stats.get("files", 0),
             settle=self.settle,

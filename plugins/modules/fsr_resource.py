@@ -332,10 +332,13 @@ verify:
     differences_truncated:
       description: Whether fsradm listed more entries than are returned.
       type: bool
-    started:
+    differs_counts:
+      description: How many listed entries differ in each property (C(mtime), C(size), ...).
+      type: dict
+    started_at:
       description: When verify started, as fsradm reports it.
       type: str
-    finished:
+    finished_at:
       description: When verify ended, as fsradm reports it.
       type: str
     entries_checked:

@@ -212,6 +212,13 @@ differences_truncated:
   description: True when more differences were counted than listed.
   returned: always
   type: bool
+differs_counts:
+  description:
+    - How many lasting C(different) entries differ in each attribute, counted over all of them (not only
+      the listed ones) - for example C(hard_links) counts hard-link groups split on the target.
+  returned: always
+  type: dict
+  sample: {mtime: 2, hard_links: 1}
 in_flight:
   description:
     - The differences that did not survive O(settle) (or, for entries only on the target, that were
@@ -223,11 +230,13 @@ entries_checked:
   description: Entries of the source tree that rsync compared (directories included).
   returned: always
   type: int
-started:
-  description: When the comparison started (ISO 8601, UTC).
+started_at:
+  description:
+    - When the comparison started (ISO 8601, UTC).
+    - Not C(started), which Ansible's C(async_status) uses for a job of its own.
   returned: always
   type: str
-finished:
+finished_at:
   description: When the comparison ended (ISO 8601, UTC).
   returned: always
   type: str

@@ -33,7 +33,8 @@ def test_tally_counts_every_entry_and_keeps_limit_of_each_kind():
         ("different", "d0"), ("different", "d1"), ("missing", "m"), ("orphaned", "o")]
     assert tally.kept[0] == dict(type="different", path="d0", entry="file", size=10, differs=["size"])
     assert tally.count == 6 and tally.truncated
-    assert tally.as_dict() == dict(totals=tally.totals, differences=tally.kept, differences_truncated=True)
+    assert tally.as_dict() == dict(totals=tally.totals, differences=tally.kept, differences_truncated=True,
+                                   differs_counts={"size": 3, "mtime": 1})
 
 
 def test_tally_not_truncated_within_limit_and_limit_zero_keeps_none():
@@ -78,7 +79,7 @@ def test_from_fsr_result_on_the_recorded_result():
         dict(type="different", path="G:\\Temp\\test1\\contributors.txt", entry="file", size=9,
              differs=["mtime", "size"]),
     ]
-    assert (report["started"], report["finished"]) == ("2019-09-09T06:22:26.6958913Z", "2019-09-09T06:22:27.4653424Z")
+    assert (report["started_at"], report["finished_at"]) == ("2019-09-09T06:22:26.6958913Z", "2019-09-09T06:22:27.4653424Z")
     assert report["peer_node"] == "node2" and report["canceled"] is False and report["synced_bytes"] == 0
     assert report["entries_checked"] is None and report["in_flight"] is None
     assert _tree_report.describe(report["totals"]) == "4 different (3 dirs, 1 file, 14 bytes)"

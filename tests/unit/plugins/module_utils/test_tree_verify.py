@@ -182,7 +182,7 @@ def test_parse_line_on_every_recorded_line():
             continue
         entries += 1
         assert _tree_verify.parse_line(line) == expected_item(line), (source, line)
-    assert entries == 323  # every recorded entry line was compared (none skipped as unknown)
+    assert entries == 326  # every recorded entry line was compared (none skipped as unknown)
 
 
 def test_every_code_and_name_in_the_tables_was_recorded():
@@ -387,7 +387,12 @@ def test_attributes_settle_0():
     assert report["totals"] == ATTRIBUTES_TOTALS and not report["clean"]
     assert as_set(report["differences"]) == expected_set()
     assert len(report["differences"]) == len(expected_set())
-    assert report["in_flight"] == dict(totals=totals(), differences=[], differences_truncated=False)
+    assert report["in_flight"] == dict(totals=totals(), differences=[], differences_truncated=False, differs_counts={})
+    counted = {}
+    for entry in report["differences"]:
+        for name in entry["differs"]:
+            counted[name] = counted.get(name, 0) + 1
+    assert report["differs_counts"] == counted and report["differs_counts"]["hard_links"] == 1
     # 34 = the 33 entries capture.sh made in the source tree, plus the tree's top directory.
     assert report["entries_checked"] == 34 and report["vanished"] == 0
 
@@ -440,6 +445,10 @@ def source_like_the_recorded_one(root):
             os.makedirs(path, exist_ok=True)
         else:
             open(path, "wb").close()
+    # hard-a and hard-b are one hard-link group on the source, as in the recording.
+    root = os.fsencode(root)
+    os.unlink(os.path.join(root, b"hard-b"))
+    os.link(os.path.join(root, b"hard-a"), os.path.join(root, b"hard-b"))
 
 
 def touch_ctime(path):

@@ -231,7 +231,7 @@ def test_verify_totals(lab):
     lab.on("a")
     res = run_module(fsr_resource.main, lab.args(verify=True))
     assert not res["changed"] and res["commands"] == []
-    assert res["verify"]["finished"] and res["verify"]["peer_node"] == "b"
+    assert res["verify"]["finished_at"] and res["verify"]["peer_node"] == "b"
     assert res["verify"]["clean"] and res["verify"]["differences"] == []
     assert res["verify"]["entries_checked"] is None  # fsradm does not say
     assert sorted(res["verify"]["totals"]) == sorted(TOTAL_KEYS)
