@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import stat
 import subprocess
 import tempfile
 import threading
@@ -257,7 +258,8 @@ class TreeVerify:
 
         rsync only sees a hard link between names that are both in its file list: rechecking
         a split group's ``b`` alone (``--files-from``) would find nothing wrong and call the
-        difference in flight. The source is walked only when such a difference was found, and
+        difference in flight, and a second name that was missing at first may since have arrived
+        as a file of its own. The source is walked only when a pending file has other names, and
         only until every name of each group is known.
         """
         root = os.fsencode(self.source)
@@ -267,7 +269,7 @@ class TreeVerify:
                 st = os.lstat(os.path.join(root, name))
             except OSError:
                 continue
-            if st.st_nlink > 1:
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:  # a directory's links are its children
                 wanted[(st.st_dev, st.st_ino)] = st.st_nlink
         known = set(names)
         partners = []
@@ -344,16 +346,25 @@ class TreeVerify:
             if self.settle > 0 and (pending or orphan_count):
                 self.sleep(self.settle)
             if pending:
-                partners = self._hard_link_partners(
-                    [name for name, (item, dummy) in pending.items() if "hard_links" in item.differs])
+                # Every pending name with other names, not only those rsync already called split:
+                # a second name that was missing at first may have arrived as a file of its own.
+                partners = self._hard_link_partners(list(pending))
                 with open(recheck_path, "wb") as names:
                     for name in list(pending) + partners:
                         names.write(name + b"\0")
                 still = set()
 
+                partner_names = set(partners)
+
                 def second_pass(item):
+                    if item.kind == "orphaned" or item.name in still:
+                        return
                     before = pending.get(item.name)
-                    if before is None or item.kind == "orphaned" or item.name in still:
+                    if before is None:
+                        # rsync names the group member it would link, which may be the other name.
+                        if item.name in partner_names and "hard_links" in item.differs:
+                            still.add(item.name)
+                            _add(final, item)
                         return
                     if before[1] is None or self._lstat_ctime(item.name) != before[1]:
                         return  # the source entry changed meanwhile: still being written

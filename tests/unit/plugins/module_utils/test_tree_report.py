@@ -87,8 +87,8 @@ def test_from_fsr_result_on_the_recorded_result():
 
 def test_from_fsr_result_limit():
     report = fsr_result(limit=2)
-    assert [d["path"] for d in report["differences"]] == ["G:\\Temp\\test1\\conf\\drbd.d",
-                                                         "G:\\Temp\\test1\\conf\\drbd.d\\1"]
+    assert [d["path"] for d in report["differences"]] == [
+        "G:\\Temp\\test1\\conf\\drbd.d", "G:\\Temp\\test1\\conf\\drbd.d\\1"]
     assert report["differences_truncated"] and report["totals"]["diff_dir"] == 3
 
 

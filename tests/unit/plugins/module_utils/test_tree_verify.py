@@ -373,7 +373,10 @@ def as_set(differences):
     return {(d["type"], d["path"], d["entry"], d["size"], tuple(d["differs"])) for d in differences}
 
 
-def expected_set(different=DIFFERENT, missing=MISSING, orphaned=ORPHANED):
+def expected_set(different=None, missing=None, orphaned=None):
+    different = DIFFERENT if different is None else different
+    missing = MISSING if missing is None else missing
+    orphaned = ORPHANED if orphaned is None else orphaned
     return ({("different", p, e, s, tuple(d)) for p, e, s, d in different}
             | {("missing", p, e, s, ()) for p, e, s in missing}
             | {("orphaned", p, e, s, ()) for p, e, s in orphaned})

@@ -295,3 +295,28 @@ def test_bad_input_names_the_option(pair, args, option):
     src, dst = pair
     result = fail_module(tree_verify.main, dict(dict(path=str(src), target=str(dst)), **args))
     assert option in result["msg"].split(":")[0] or result["msg"].startswith(option + ":"), result["msg"]
+
+
+def test_second_name_that_arrives_as_a_file_of_its_own_during_settle_is_a_lasting_split(pair):
+    """A hard link made on the source just before the verify: missing on the target at first,
+    then shipped alone (as lsyncd does) while the verify waits. The recheck must list the group's
+    other name too, or rsync would see nothing wrong and call it in flight."""
+    from ansible_collections.nodowntime.storage.plugins.module_utils import _tree_verify
+
+    src, dst = pair
+    os.link(src / "same.txt", src / "same-second-name")
+
+    def ship_alone(seconds):
+        assert seconds == 0.5
+        shutil.copy2(src / "same-second-name", dst / "same-second-name")
+
+    check = _tree_verify.TreeVerify(RSYNC, str(src), str(dst), _tree_verify.compare_options("attributes", []), [],
+                                    settle=0.5, sleep=ship_alone)
+    report = check.run()
+    # rsync names the member it would link to the group: here the first name, same.txt.
+    assert [(d["type"], d["path"], d["differs"]) for d in report["differences"]] == [
+        ("different", "same.txt", ["hard_links"])]
+    assert report["differs_counts"] == {"hard_links": 1}
+    # Missing at first, there by the recheck: that part was in flight.
+    assert [(d["type"], d["path"]) for d in report["in_flight"]["differences"] if d["entry"] == "file"] == [
+        ("missing", "same-second-name")]
