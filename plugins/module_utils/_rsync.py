@@ -74,11 +74,17 @@ def dest_is_daemon(dest):
 
 def lock_name(dest):
     """A file name for the lock of a destination: the same destination always gets the same name."""
-    return "nodowntime-rsync-copy-" + re.sub(r"[^A-Za-z0-9._-]+", "_", dest).strip("_") + ".lock"
+    return "rsync-copy-" + re.sub(r"[^A-Za-z0-9._-]+", "_", dest).strip("_") + ".lock"
 
 
 def count_entries(path, limit=None):
     """Number of entries below ``path`` (files and directories), stopping early past ``limit``."""
+    return _scan(path, limit=limit)
+
+
+def _scan(path, limit=None, links=None, owner=None):
+    """Count the entries below ``path``; with ``links`` (a dict), also record every non-directory
+    with more than one link as ``links[(st_dev, st_ino)] -> set of owners``, adding ``owner``."""
     total = 0
     stack = [path]
     while stack:
@@ -89,6 +95,8 @@ def count_entries(path, limit=None):
                     total += 1
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
+                    elif links is not None:
+                        _note_link(entry, links, owner)
         except OSError:
             continue
         if limit is not None and total > limit:
@@ -96,42 +104,111 @@ def count_entries(path, limit=None):
     return total
 
 
-def plan_workers(src, workers):
+def _note_link(entry, links, owner):
+    # Only multiply-linked inodes matter, and they are what rsync -H keeps in memory too.
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return
+    if st.st_nlink > 1:
+        links.setdefault((st.st_dev, st.st_ino), set()).add(owner)
+
+
+class _Union:
+    """Union-find over top-level directory names."""
+
+    def __init__(self, names):
+        self.parent = dict((name, name) for name in names)
+
+    def find(self, name):
+        while self.parent[name] != name:
+            self.parent[name] = self.parent[self.parent[name]]
+            name = self.parent[name]
+        return name
+
+    def join(self, first, second):
+        first, second = self.find(first), self.find(second)
+        if first != second:
+            self.parent[max(first, second)] = min(first, second)
+
+
+# The owner recorded for files at the top level of the source (copied by the --dirs first pass).
+TOP_LEVEL = None
+
+
+def plan_workers(src, workers, hard_links=False):
     """Split the top-level directories of ``src`` into at most ``workers`` balanced groups.
 
-    Returns ``(groups, sizes)``: ``groups`` is a list of lists of directory names (each list is
-    one rsync worker), ``sizes`` the entry count of each group. Top-level files, symlinks and
-    deletions of top-level entries are not in any group: a first pass (``--dirs``) handles them.
+    Returns ``(groups, sizes, warning)``: ``groups`` is a list of lists of directory names (each
+    list is one rsync worker), ``sizes`` the entry count of each group, ``warning`` None or the
+    reason the copy falls back to a single rsync. Top-level files, symlinks and deletions of
+    top-level entries are not in any group: a first pass (``--dirs``) handles them.
     Directories are assigned largest first to the currently smallest group (greedy), so one huge
     directory still gets a worker of its own and the others share the rest.
+
+    With ``hard_links``, rsync --hard-links only links names that one rsync process sees, so
+    top-level directories that share an inode are merged into one unit (union-find) that a
+    single worker copies. A top-level file that shares an inode with anything inside a
+    directory cannot be kept together with it (the first pass does not recurse): then no groups
+    are returned and the warning says why, and one rsync copies the whole tree.
     """
-    dirs = []
+    if workers <= 1:
+        return [], [], None
+    links = {} if hard_links else None
+    sizes_by_dir = {}
     with os.scandir(src) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                dirs.append((count_entries(entry.path) + 1, entry.name))
-    if workers <= 1 or len(dirs) < 2:
-        return [], []
-    dirs.sort(key=lambda item: (-item[0], item[1]))
-    count = min(workers, len(dirs))
+                sizes_by_dir[entry.name] = _scan(entry.path, links=links, owner=entry.name) + 1
+            elif links is not None:
+                _note_link(entry, links, TOP_LEVEL)
+    if len(sizes_by_dir) < 2:
+        return [], [], None
+    union = _Union(sizes_by_dir)
+    for owners in (links or {}).values():
+        if TOP_LEVEL in owners and len(owners) > 1:
+            return [], [], (
+                "hard_links: a top-level file of %s shares its inode with a file inside a top-level "
+                "directory; one rsync copies the whole tree so that rsync keeps them linked "
+                "(workers=%d not used)" % (src, workers))
+        names = sorted(owners)
+        for name in names[1:]:
+            union.join(names[0], name)
+    units = {}
+    for name, size in sizes_by_dir.items():
+        unit = units.setdefault(union.find(name), [0, []])
+        unit[0] += size
+        unit[1].append(name)
+    if len(units) < 2:
+        return [], [], (
+            "hard_links: every top-level directory of %s shares inodes with the others; one rsync "
+            "copies the whole tree so that rsync keeps them linked (workers=%d not used)" % (src, workers))
+    ordered = sorted(units.values(), key=lambda unit: (-unit[0], min(unit[1])))
+    count = min(workers, len(ordered))
     groups = [[] for dummy in range(count)]
     sizes = [0] * count
-    for size, name in dirs:
+    for size, names in ordered:
         index = sizes.index(min(sizes))
-        groups[index].append(name)
+        groups[index] += names
         sizes[index] += size
     for group in groups:
         group.sort()
-    return groups, sizes
+    return groups, sizes, None
 
 
 def base_options(archive=True, delete=False, partial_dir=None, exclude=None, bwlimit_kib=0,
                  compress=False, numeric_ids=False, io_timeout=0, contimeout=0, password_file=None,
-                 rsh=None, dry_run=False, extra=None):
+                 rsh=None, dry_run=False, extra=None, hard_links=False, acls=False, xattrs=False,
+                 sparse=False):
     """The rsync options shared by every process of one copy (no source or destination)."""
     argv = []
     if archive:
         argv.append("--archive")
+    # What --archive leaves out: hard links, ACLs, extended attributes, holes.
+    for wanted, option in ((hard_links, "--hard-links"), (acls, "--acls"), (xattrs, "--xattrs"),
+                           (sparse, "--sparse")):
+        if wanted:
+            argv.append(option)
     if delete:
         argv.append("--delete")
     if partial_dir:
@@ -220,7 +297,7 @@ def parse_item(line):
     """``(kind, path)`` for an --itemize-changes line, or None.
 
     kind is ``deleted`` for ``*deleting`` lines, else the 11-character change string.
-    A symlink's `` -> target`` is removed from the path.
+    A symlink's `` -> target`` and a hard link's `` => other name`` are removed from the path.
     """
     match = _DELETE_RE.match(line)
     if match:
@@ -231,6 +308,9 @@ def parse_item(line):
     code, path = match.group(1), match.group(2)
     if code[1] == "L" and " -> " in path:
         path = path.split(" -> ", 1)[0]
+    elif code[0] == "h" and " => " in path:
+        # --hard-links: "hf+++++++++ a/one => b/two" names the file it is linked to.
+        path = path.rsplit(" => ", 1)[0]
     return (code, path)
 
 

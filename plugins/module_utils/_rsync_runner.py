@@ -7,16 +7,163 @@ progress lines an operator and the playbook can follow), and the copy's lock han
 (``pass_fds``) so it stays held while any of them lives. Hence ``subprocess.Popen`` here, with
 what run_command would otherwise provide done explicitly: no stdin, ``LC_ALL=C`` for parseable
 output, both pipes drained by threads so no process blocks on a full pipe.
+
+It also holds the lock file handling: the lock's descriptor is what the processes inherit.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import re
+import stat
 import subprocess
 import threading
 import time
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync
+
+
+# The default lock files live in a directory of their own that only root can write to: in the
+# world-writable /run/lock anyone could plant a symlink or a file at a predictable lock path.
+LOCK_DIR_NAME = "nodowntime"
+LOCK_BASES = ("/run/lock", "/tmp")
+_PID_RE = re.compile(rb"^[0-9]{1,10}\n?$")
+
+
+class LockError(Exception):
+    """The lock file cannot be used safely; the message starts with ``lock_file:``."""
+
+
+class LockBusy(Exception):
+    """Another process holds the lock; ``holder`` is the PID written in the file, or ``unknown``."""
+
+    def __init__(self, holder):
+        super(LockBusy, self).__init__(holder)
+        self.holder = holder
+
+
+def default_lock_dir(bases=None):
+    """The directory of the default lock files: ``nodowntime`` in the first existing base."""
+    bases = bases or LOCK_BASES
+    base = next((b for b in bases if os.path.isdir(b)), bases[-1])
+    return os.path.join(base, LOCK_DIR_NAME)
+
+
+def ensure_lock_dir(path):
+    """Create ``path`` (0755, root's) when missing; raise LockError unless it is a directory
+    owned by root that only root can write to."""
+    if not os.path.lexists(path):
+        if os.geteuid() != 0:
+            raise LockError(
+                "lock_file: the default lock directory %s does not exist and only root may create it; "
+                "run as root or set lock_file to a path in a directory of your own" % path)
+        try:
+            os.mkdir(path, 0o755)
+            os.chmod(path, 0o755)
+        except FileExistsError:
+            pass  # made by a concurrent run; checked below like any other
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise LockError(
+            "lock_file: the default lock directory %s must be a directory owned by root and writable "
+            "by root only (found %s, uid %d, mode %04o); remove it, or set lock_file to a path "
+            "elsewhere" % (path, _kind(st.st_mode), st.st_uid, stat.S_IMODE(st.st_mode)))
+
+
+def _kind(mode):
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a device"
+
+
+def open_lock(path):
+    """Take an exclusive, non-blocking flock on the lock file ``path`` and write our PID in it.
+
+    Never follows a symlink at ``path`` and never truncates a file it did not verify: a missing
+    file is created (O_CREAT|O_EXCL); an existing one is used only when it is a regular file of
+    this user with one link that holds nothing but a PID (a lock file of an earlier run).
+    Returns the open descriptor; raises LockBusy when another process holds the lock and
+    LockError when the file cannot be used safely.
+    """
+    for dummy in range(5):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            pass
+        else:
+            return _lock_and_write(fd, path, created=True)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile: try to create it again
+        _check_existing(path, st)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LockError("lock_file: %s is a symbolic link; refusing to follow it. Remove it "
+                                "or set lock_file to another path" % path)
+            raise LockError("lock_file: cannot open %s: %s" % (path, e.strerror))
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            os.close(fd)
+            continue  # replaced between the check and the open: check again
+        try:
+            _check_existing(path, opened)
+        except LockError:
+            os.close(fd)
+            raise
+        return _lock_and_write(fd, path, created=False)
+    raise LockError("lock_file: %s keeps changing while the lock is taken; refusing to use it" % path)
+
+
+def _check_existing(path, st):
+    if stat.S_ISLNK(st.st_mode):
+        raise LockError("lock_file: %s is a symbolic link; refusing to follow it. Remove it or set "
+                        "lock_file to another path" % path)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "is %s, not a regular file" % _kind(st.st_mode)
+    elif st.st_uid != os.geteuid():
+        problem = "belongs to uid %d, not to this user (uid %d)" % (st.st_uid, os.geteuid())
+    elif st.st_nlink != 1:
+        problem = "has %d hard links" % st.st_nlink
+    elif st.st_size > 11:
+        problem = "holds %d bytes, more than a PID" % st.st_size
+    if problem:
+        raise LockError("lock_file: %s %s, so it is not a lock file of this module; refusing to "
+                        "use it. Remove it or set lock_file to another path" % (path, problem))
+
+
+def _lock_and_write(fd, path, created):
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise LockBusy(holder)
+        if not created:
+            content = os.pread(fd, 64, 0)
+            if not _PID_RE.match(content):
+                raise LockError("lock_file: %s holds %r, not a PID, so it is not a lock file of this "
+                                "module; refusing to write to it. Remove it or set lock_file to another "
+                                "path" % (path, content[:32].decode("ascii", "replace")))
+        data = ("%d\n" % os.getpid()).encode("ascii")
+        os.pwrite(fd, data, 0)
+        # Only a verified PID file can be longer than what was just written.
+        os.ftruncate(fd, len(data))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class Progress:

@@ -18,6 +18,11 @@ description:
     C(already running (lock PATH held by PID N)) and RV(already_running=true). The rsync
     processes inherit the lock, so it stays held as long as any of them runs, and is released
     by the kernel when they end, also when they are killed.
+  - B(Fidelity.) C(--archive) copies permissions, times, owners, symlinks and devices, but not
+    hard links, ACLs, extended attributes or holes in sparse files; O(hard_links), O(acls),
+    O(xattrs) and O(sparse) add them. A migration should carry all of them (the
+    C(nodowntime.storage.initial_sync) role turns them on); each has a cost, described with the
+    option.
   - B(Resumable.) O(partial_dir) keeps partly transferred files on the receiver when a copy is
     interrupted; the next run continues from them (rsync's delta transfer uses the partial file
     as its basis) instead of starting those files again.
@@ -117,6 +122,42 @@ options:
     description: C(--numeric-ids), keep user and group ids instead of mapping names.
     type: bool
     default: false
+  hard_links:
+    description:
+      - C(--hard-links) - names that share an inode in O(src) share one inode in O(dest). Without
+        it each name becomes a separate file (and the data is sent and stored once per name).
+      - Costs memory - rsync keeps every inode with more than one link in memory for the whole
+        run. With O(workers) greater than 1 the module also reads the link count of every file
+        while planning, and keeps top-level directories that share an inode in one worker
+        (rsync only links names that one process sees); when a file at the top level of O(src)
+        shares an inode with a file inside a directory, one rsync copies the whole tree, with a
+        warning.
+    type: bool
+    default: false
+  acls:
+    description:
+      - C(--acls) - copy POSIX ACLs (implies keeping permissions).
+      - Needs ACL support in rsync on both ends (and the rsync daemon of a C(host::module)
+        destination), and a target file system that holds ACLs; otherwise rsync fails (exit 23
+        or 4). Costs one ACL read per file on the source and a write per changed ACL.
+    type: bool
+    default: false
+  xattrs:
+    description:
+      - C(--xattrs) - copy extended attributes (C(user.*), and as root the other namespaces too).
+      - Needs xattr support in rsync on both ends and a target file system that holds the
+        attributes (otherwise rsync fails with exit 23). Costs a listing and read of the
+        attributes of every file on both ends, on every run.
+    type: bool
+    default: false
+  sparse:
+    description:
+      - C(--sparse) - write runs of zeros as holes on the destination, so a sparse file (disk
+        images, database files) does not take its full size there.
+      - The zeros are still read on the source and compared by rsync; a file that was not sparse
+        but contains long runs of zeros becomes sparse on the destination.
+    type: bool
+    default: false
   io_timeout:
     description:
       - C(--timeout) in seconds - rsync fails (exit 30) when no data moves for this long, instead
@@ -140,8 +181,16 @@ options:
     default: []
   lock_file:
     description:
-      - The lock file. Defaults to a file in C(/run/lock) named after O(dest), so two copies to
-        the same destination never overlap while copies to different destinations can run.
+      - The lock file. Defaults to C(/run/lock/nodowntime/rsync-copy-DEST.lock), named after
+        O(dest), so two copies to the same destination never overlap while copies to different
+        destinations can run (C(/tmp/nodowntime) when C(/run/lock) does not exist).
+      - The default directory is created (mode 0755, owned by root) when missing. The module
+        refuses to run when it exists but is not a directory owned by root that only root can
+        write to, because anyone could then plant a file or a symlink at the lock path.
+      - The lock file is never followed through a symlink and never truncated. A missing file is
+        created; an existing one is used only when it is a regular file of the module's user with
+        one link that holds nothing but a PID (a lock file of an earlier run); anything else is
+        refused with a message starting C(lock_file:), and left unchanged.
     type: path
   progress_file:
     description:
@@ -168,6 +217,7 @@ notes:
     between polls; the C(nodowntime.storage.initial_sync) role does this.
 seealso:
   - module: nodowntime.storage.rsyncd_share
+  - module: nodowntime.storage.tree_verify
 """
 
 EXAMPLES = r"""
@@ -182,6 +232,17 @@ EXAMPLES = r"""
       - "*.tmp"
     progress_file: /var/log/nodowntime/initial-sync-data.progress
   register: copy
+
+- name: Copy everything, hard links, ACLs, extended attributes and holes of sparse files included
+  nodowntime.storage.rsync_copy:
+    src: /srv/data
+    dest: new::data
+    numeric_ids: true
+    hard_links: true
+    acls: true
+    xattrs: true
+    sparse: true
+    workers: 2
 
 - name: Show what moved
   ansible.builtin.debug:
@@ -218,7 +279,7 @@ lock_file:
   description: The lock file used.
   returned: always
   type: str
-  sample: /run/lock/nodowntime-rsync-copy-new_data.lock
+  sample: /run/lock/nodowntime/rsync-copy-new_data.lock
 changes_count:
   description: Number of itemized changes (created, updated, deleted entries; directories included).
   returned: always
@@ -339,40 +400,37 @@ stderr_lines:
   elements: str
 """
 
-import errno
-import fcntl
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync
+from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync, _rsync_runner
 from ansible_collections.nodowntime.storage.plugins.module_utils._rsync_runner import Progress, Run
 
 MAX_LIST = 1000
 
 
-def take_lock(module, path):
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def take_lock(module, path, default):
+    """The locked descriptor of ``path``; fails the module when it is busy or unsafe."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise
-        try:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-        finally:
-            os.close(fd)
+        if default:
+            _rsync_runner.ensure_lock_dir(os.path.dirname(path))
+        else:
+            directory = os.path.dirname(path)
+            if directory and not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+        return _rsync_runner.open_lock(path)
+    except _rsync_runner.LockBusy as e:
         module.fail_json(
             msg="already running (lock %s held by PID %s): another copy to %s has not finished; "
-                "wait for it or stop it, then run again" % (path, holder, module.params["dest"]),
+                "wait for it or stop it, then run again" % (path, e.holder, module.params["dest"]),
             already_running=True, lock_file=path, rsync_rc=None, changed=False)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, ("%d\n" % os.getpid()).encode("ascii"), 0)
-    return fd
+    except _rsync_runner.LockError as e:
+        module.fail_json(msg=str(e), lock_file=path, rsync_rc=None, changed=False)
+    except OSError as e:
+        module.fail_json(msg="lock_file: cannot use %s: %s" % (path, e), lock_file=path, rsync_rc=None,
+                         changed=False)
 
 
 def main():
@@ -388,6 +446,10 @@ def main():
             workers=dict(type="int", default=1),
             compress=dict(type="bool", default=False),
             numeric_ids=dict(type="bool", default=False),
+            hard_links=dict(type="bool", default=False),
+            acls=dict(type="bool", default=False),
+            xattrs=dict(type="bool", default=False),
+            sparse=dict(type="bool", default=False),
             io_timeout=dict(type="int", default=600),
             connect_timeout=dict(type="int", default=30),
             password_file=dict(type="path", no_log=False),
@@ -418,16 +480,18 @@ def main():
                          % p["partial_dir"])
     rsync = module.get_bin_path(p["rsync_path"], required=True) if "/" not in p["rsync_path"] else p["rsync_path"]
 
-    lock_file = p["lock_file"] or os.path.join(
-        "/run/lock" if os.path.isdir("/run/lock") else "/tmp", _rsync.lock_name(p["dest"]))
-    lock_fd = take_lock(module, lock_file)
+    lock_file = p["lock_file"] or os.path.join(_rsync_runner.default_lock_dir(), _rsync.lock_name(p["dest"]))
+    lock_fd = take_lock(module, lock_file, default=not p["lock_file"])
 
     started = time.time()
-    groups, sizes = _rsync.plan_workers(src, p["workers"])
+    groups, dummy, plan_warning = _rsync.plan_workers(src, p["workers"], hard_links=p["hard_links"])
+    if plan_warning:
+        module.warn(plan_warning)
     per_worker = _rsync.split_bwlimit(bwlimit, max(1, len(groups)))
     daemon = _rsync.dest_is_daemon(p["dest"])
     common = dict(archive=p["archive"], delete=p["delete"], partial_dir=p["partial_dir"], exclude=p["exclude"],
-                  compress=p["compress"], numeric_ids=p["numeric_ids"], io_timeout=p["io_timeout"],
+                  compress=p["compress"], numeric_ids=p["numeric_ids"], hard_links=p["hard_links"],
+                  acls=p["acls"], xattrs=p["xattrs"], sparse=p["sparse"], io_timeout=p["io_timeout"],
                   contimeout=p["connect_timeout"] if daemon else 0, password_file=p["password_file"],
                   rsh=p["rsh"], dry_run=module.check_mode, extra=p["extra_args"])
     plan = _rsync.commands(rsync, _rsync.base_options(bwlimit_kib=per_worker, **common), src, p["dest"], groups)

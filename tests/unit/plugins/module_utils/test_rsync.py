@@ -61,7 +61,7 @@ def test_dest_kinds_and_lock_names():
     assert _rsync.dest_is_daemon("rsync://new:8873/data/sub")
     assert not _rsync.dest_is_daemon("root@new:/srv/data")
     assert not _rsync.dest_is_daemon("/srv/copy")
-    assert _rsync.lock_name("new::data") == "nodowntime-rsync-copy-new_data.lock"
+    assert _rsync.lock_name("new::data") == "rsync-copy-new_data.lock"
     assert _rsync.lock_name("new::data") != _rsync.lock_name("new::media")
 
 
@@ -149,12 +149,92 @@ def test_plan_workers_balances_top_level_directories(tmp_path):
         for i in range(count):
             (tmp_path / name / str(i)).write_text("x")
     (tmp_path / "top.txt").write_text("x")
-    groups, sizes = _rsync.plan_workers(str(tmp_path), 3)
+    groups, sizes, warning = _rsync.plan_workers(str(tmp_path), 3)
     assert sorted(sum(groups, [])) == ["big", "mid", "s1", "s2", "s3"]
     assert ["big"] in groups
-    assert len(groups) == 3 and max(sizes) == 31
-    assert _rsync.plan_workers(str(tmp_path), 1) == ([], [])
+    assert len(groups) == 3 and max(sizes) == 31 and warning is None
+    assert _rsync.plan_workers(str(tmp_path), 1) == ([], [], None)
     assert len(_rsync.plan_workers(str(tmp_path), 10)[0]) == 5
+
+
+def _dirs_with_files(root, spec):
+    for name, count in spec:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (root / name / ("f%d" % i)).write_text("x")
+
+
+def _worker_of(groups, name):
+    return next(index for index, group in enumerate(groups) if name in group)
+
+
+def test_plan_workers_keeps_a_hard_link_group_in_one_worker(tmp_path):
+    # Without the grouping "big" and "small1" are each other's counterweight and land in
+    # different workers; rsync -H would then write two separate files.
+    _dirs_with_files(tmp_path, [("big", 40), ("mid", 30), ("small1", 5), ("small2", 5)])
+    os.makedirs(tmp_path / "small1" / "deep")
+    (tmp_path / "small1" / "deep" / "data").write_text("linked\n")
+    os.link(tmp_path / "small1" / "deep" / "data", tmp_path / "big" / "data")
+    plain = _rsync.plan_workers(str(tmp_path), 4)[0]
+    assert _worker_of(plain, "big") != _worker_of(plain, "small1")
+    groups, sizes, warning = _rsync.plan_workers(str(tmp_path), 4, hard_links=True)
+    assert warning is None
+    assert sorted(sum(groups, [])) == ["big", "mid", "small1", "small2"]
+    assert _worker_of(groups, "big") == _worker_of(groups, "small1")
+    assert len(groups) == 3 and sorted(sizes) == [6, 31, 42 + 8]
+
+
+def test_plan_workers_merges_chains_of_shared_inodes(tmp_path):
+    # a-b share one inode, b-c another: a, b and c are one unit (union-find), d is free.
+    _dirs_with_files(tmp_path, [("a", 3), ("b", 3), ("c", 3), ("d", 3), ("e", 3)])
+    os.link(tmp_path / "a" / "f0", tmp_path / "b" / "ab")
+    os.link(tmp_path / "c" / "f0", tmp_path / "b" / "bc")
+    groups, _sizes, warning = _rsync.plan_workers(str(tmp_path), 5, hard_links=True)
+    assert warning is None
+    assert ["a", "b", "c"] in groups
+    assert sorted(groups) == [["a", "b", "c"], ["d"], ["e"]]
+    # links inside one directory, or to a file outside the tree, bind nothing
+    os.link(tmp_path / "d" / "f0", tmp_path / "d" / "again")
+    os.link(tmp_path / "e" / "f0", tmp_path.parent / ("outside-%s" % tmp_path.name))
+    assert sorted(_rsync.plan_workers(str(tmp_path), 5, hard_links=True)[0]) == [["a", "b", "c"], ["d"], ["e"]]
+
+
+def test_plan_workers_falls_back_to_one_rsync_for_a_linked_top_level_file(tmp_path):
+    _dirs_with_files(tmp_path, [("a", 3), ("b", 3)])
+    os.link(tmp_path / "b" / "f1", tmp_path / "top.bin")
+    groups, sizes, warning = _rsync.plan_workers(str(tmp_path), 2, hard_links=True)
+    assert (groups, sizes) == ([], [])
+    assert warning.startswith("hard_links: a top-level file of %s shares its inode" % tmp_path)
+    assert "one rsync copies the whole tree" in warning
+    # without hard_links the link does not matter
+    assert len(_rsync.plan_workers(str(tmp_path), 2)[0]) == 2
+
+
+def test_plan_workers_top_level_files_linked_to_each_other_stay_in_the_first_pass(tmp_path):
+    _dirs_with_files(tmp_path, [("a", 3), ("b", 3)])
+    (tmp_path / "one").write_text("x")
+    os.link(tmp_path / "one", tmp_path / "two")
+    groups, _sizes, warning = _rsync.plan_workers(str(tmp_path), 2, hard_links=True)
+    assert sorted(groups) == [["a"], ["b"]] and warning is None
+
+
+def test_plan_workers_says_when_links_join_every_directory(tmp_path):
+    _dirs_with_files(tmp_path, [("a", 3), ("b", 3)])
+    os.link(tmp_path / "a" / "f0", tmp_path / "b" / "x")
+    groups, _sizes, warning = _rsync.plan_workers(str(tmp_path), 2, hard_links=True)
+    assert groups == []
+    assert warning.startswith("hard_links: every top-level directory")
+
+
+def test_fidelity_options():
+    argv = _rsync.base_options(hard_links=True, acls=True, xattrs=True, sparse=True)
+    assert argv[:5] == ["--archive", "--hard-links", "--acls", "--xattrs", "--sparse"]
+    plain = _rsync.base_options()
+    assert not set(plain) & {"--hard-links", "--acls", "--xattrs", "--sparse"}
+
+
+def test_hard_link_item_path_drops_the_other_name():
+    assert _rsync.parse_item("hf+++++++++ a/one => b/two") == ("hf+++++++++", "a/one")
 
 
 def test_commands_top_pass_then_relative_workers():

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync_runner
 from ansible_collections.nodowntime.storage.plugins.modules import rsync_copy
 
 from .utils import fail_module, run_module
@@ -163,13 +164,220 @@ def test_a_second_run_says_already_running(dirs):
     assert run_module(rsync_copy.main, args(src, dst, tmp))["changed"]
 
 
-def test_default_lock_is_named_for_the_destination(dirs):
+@pytest.fixture
+def lock_base(tmp_path, monkeypatch):
+    """The default lock directory's parent, moved into the test's directory."""
+    base = tmp_path / "run-lock"
+    base.mkdir()
+    monkeypatch.setattr(_rsync_runner, "LOCK_BASES", (str(base), "/nonexistent"))
+    return base
+
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the default lock directory must be root's")
+
+
+@root_only
+def test_default_lock_is_named_for_the_destination_in_a_directory_of_root(dirs, lock_base):
     src, dst, tmp = dirs
     params = args(src, dst, tmp)
     del params["lock_file"]
     result = run_module(rsync_copy.main, params)
-    assert os.path.basename(result["lock_file"]).startswith("nodowntime-rsync-copy-")
-    assert str(dst).strip("/").replace("/", "_") in result["lock_file"]
+    expected = lock_base / "nodowntime" / ("rsync-copy-%s.lock" % str(dst).strip("/").replace("/", "_"))
+    assert result["lock_file"] == str(expected)
+    st = os.lstat(lock_base / "nodowntime")
+    assert st.st_uid == 0 and oct(st.st_mode & 0o7777) == oct(0o755)
+    assert expected.read_text() == "%d\n" % os.getpid()
+
+
+@root_only
+@pytest.mark.parametrize("make,found", [
+    (lambda path: (path.mkdir(), path.chmod(0o777)), "a directory, uid 0, mode 0777"),
+    (lambda path: (path.mkdir(), path.chmod(0o775)), "a directory, uid 0, mode 0775"),
+    (lambda path: (path.mkdir(), path.chmod(0o755), os.chown(path, 1234, 1234)), "a directory, uid 1234, mode 0755"),
+    (lambda path: path.symlink_to(path.parent), "a symbolic link"),
+    (lambda path: path.write_text("x"), "a regular file"),
+])
+def test_an_unsafe_default_lock_directory_is_refused(dirs, lock_base, make, found):
+    src, dst, tmp = dirs
+    params = args(src, dst, tmp)
+    del params["lock_file"]
+    directory = lock_base / "nodowntime"
+    make(directory)
+    result = fail_module(rsync_copy.main, params)
+    assert result["msg"].startswith("lock_file: the default lock directory %s must be a directory owned by root"
+                                    % directory)
+    assert found in result["msg"]
+    assert listing(dst) == {}
+    assert "rsync-copy" not in " ".join(os.listdir(lock_base))
+
+
+def test_a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone(dirs):
+    src, dst, tmp = dirs
+    precious = tmp / "precious.conf"
+    precious.write_text("keep me\n")
+    before = os.stat(precious)
+    (tmp / "copy.lock").symlink_to(precious)
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["msg"].startswith("lock_file: %s is a symbolic link" % (tmp / "copy.lock"))
+    assert "already_running" not in result
+    assert precious.read_text() == "keep me\n"
+    assert os.stat(precious).st_mtime_ns == before.st_mtime_ns
+    assert listing(dst) == {}
+
+
+def test_a_dangling_symlink_at_the_lock_path_creates_nothing(dirs):
+    src, dst, tmp = dirs
+    (tmp / "copy.lock").symlink_to(tmp / "planted")
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["msg"].startswith("lock_file: %s is a symbolic link" % (tmp / "copy.lock"))
+    assert not (tmp / "planted").exists()
+
+
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n", b"", b"12 34\n", b"123\n456\n"])
+def test_an_existing_file_that_is_not_a_lock_file_is_refused_and_unchanged(dirs, content):
+    src, dst, tmp = dirs
+    lock = tmp / "copy.lock"
+    lock.write_bytes(content)
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["msg"].startswith("lock_file: %s " % lock)
+    assert "not a lock file of this module" in result["msg"] and "refusing" in result["msg"]
+    assert lock.read_bytes() == content
+    assert listing(dst) == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to give the file away")
+def test_a_lock_file_of_another_user_is_refused_and_unchanged(dirs):
+    src, dst, tmp = dirs
+    lock = tmp / "copy.lock"
+    lock.write_text("4242\n")
+    os.chown(lock, 1234, 1234)
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["msg"].startswith("lock_file: %s belongs to uid 1234, not to this user (uid 0)" % lock)
+    assert lock.read_text() == "4242\n"
+
+
+def test_a_hard_linked_lock_file_is_refused_and_unchanged(dirs):
+    src, dst, tmp = dirs
+    other = tmp / "elsewhere"
+    other.write_text("4242\n")
+    os.link(other, tmp / "copy.lock")
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["msg"].startswith("lock_file: %s has 2 hard links" % (tmp / "copy.lock"))
+    assert other.read_text() == "4242\n"
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_lock_path_that_is_not_a_regular_file_is_refused(dirs, kind):
+    src, dst, tmp = dirs
+    lock = tmp / "copy.lock"
+    lock.mkdir() if kind == "directory" else os.mkfifo(lock)
+    result = fail_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["msg"].startswith("lock_file: %s is a" % lock) and "not a regular file" in result["msg"]
+
+
+def test_a_stale_lock_file_of_an_earlier_run_is_reused(dirs):
+    src, dst, tmp = dirs
+    lock = tmp / "copy.lock"
+    lock.write_text("4194303\n")  # an earlier run's PID, longer than ours
+    inode = os.stat(lock).st_ino
+    result = run_module(rsync_copy.main, args(src, dst, tmp))
+    assert result["changed"] and result["lock_file"] == str(lock)
+    assert lock.read_text() == "%d\n" % os.getpid()
+    assert os.stat(lock).st_ino == inode
+
+
+def test_a_new_lock_file_is_created_with_the_pid(dirs):
+    src, dst, tmp = dirs
+    lock = tmp / "locks" / "copy.lock"
+    result = run_module(rsync_copy.main, args(src, dst, tmp, lock_file=str(lock)))
+    assert result["changed"] and result["lock_file"] == str(lock)
+    assert lock.read_text() == "%d\n" % os.getpid()
+    assert oct(os.stat(lock).st_mode & 0o777) == oct(0o644 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _linked_tree(src):
+    tree(src, {"a/one": "linked\n", "a/more": "a\n", "b/other": "b\n", "c/x": "c\n", "d/y": "d\n"})
+    os.makedirs(src / "b" / "deep")
+    os.link(src / "a" / "one", src / "b" / "deep" / "two")
+
+
+def test_hard_links_with_workers_arrive_as_one_inode(dirs):
+    src, dst, tmp = dirs
+    _linked_tree(src)
+    params = args(src, dst, tmp, workers=2, hard_links=True)
+    check = run_module(rsync_copy.main, params, check_mode=True)
+    assert check["changed"] and listing(dst) == {}
+    result = run_module(rsync_copy.main, params)
+    assert "--hard-links" in result["workers"][1]["cmd"]
+    holder = [w for w in result["workers"] if "a" in w["dirs"]]
+    assert len(holder) == 1 and "b" in holder[0]["dirs"]
+    one, two = os.stat(dst / "a" / "one"), os.stat(dst / "b" / "deep" / "two")
+    assert one.st_ino == two.st_ino and one.st_nlink == 2
+    assert check["changes_count"] == result["changes_count"]
+    linked = [c["path"] for c in result["changes"] if c["change"] == "hf+++++++++"]
+    assert len(linked) == 1 and linked[0] in ("a/one", "b/deep/two")
+    assert not run_module(rsync_copy.main, params)["changed"]
+    assert not run_module(rsync_copy.main, params, check_mode=True)["changed"]
+
+
+def test_without_hard_links_the_names_become_separate_files(dirs):
+    src, dst, tmp = dirs
+    _linked_tree(src)
+    run_module(rsync_copy.main, args(src, dst, tmp, workers=2))
+    assert os.stat(dst / "a" / "one").st_ino != os.stat(dst / "b" / "deep" / "two").st_ino
+
+
+def test_a_linked_top_level_file_makes_one_rsync_with_a_warning(dirs, monkeypatch):
+    src, dst, tmp = dirs
+    _linked_tree(src)
+    os.link(src / "c" / "x", src / "x.top")
+    warnings = []
+    monkeypatch.setattr(rsync_copy.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    result = run_module(rsync_copy.main, args(src, dst, tmp, workers=3, hard_links=True))
+    assert [w["name"] for w in result["workers"]] == ["all"]
+    assert len(warnings) == 1 and warnings[0].startswith("hard_links: a top-level file of %s" % src)
+    assert os.stat(dst / "x.top").st_ino == os.stat(dst / "c" / "x").st_ino
+    assert os.stat(dst / "a" / "one").st_ino == os.stat(dst / "b" / "deep" / "two").st_ino
+
+
+def test_sparse_files_arrive_with_holes(dirs):
+    src, dst, tmp = dirs
+    size = 16 * 1024 * 1024
+    with open(src / "image.raw", "wb") as handle:
+        handle.truncate(size)
+        handle.seek(size // 2)
+        handle.write(b"data" * 1024)
+    if os.stat(src / "image.raw").st_blocks * 512 > size // 4:
+        pytest.skip("this file system does not keep holes")
+    plain = tmp / "plain"
+    plain.mkdir()
+    run_module(rsync_copy.main, args(src, plain, tmp))
+    assert os.stat(plain / "image.raw").st_blocks * 512 >= size  # rsync -a writes the zeros
+    result = run_module(rsync_copy.main, args(src, dst, tmp, sparse=True))
+    assert "--sparse" in result["workers"][0]["cmd"]
+    copied = os.stat(dst / "image.raw")
+    assert copied.st_size == size and copied.st_blocks * 512 < size // 16
+    assert (dst / "image.raw").read_bytes() == (src / "image.raw").read_bytes()
+
+
+def test_xattrs_arrive(dirs):
+    src, dst, tmp = dirs
+    try:
+        os.setxattr(src / "top.txt", "user.nodowntime", b"carried")
+    except OSError as e:
+        pytest.skip("user xattrs not supported here: %s" % e)
+    run_module(rsync_copy.main, args(src, dst, tmp))
+    assert "user.nodowntime" not in os.listxattr(dst / "top.txt")
+    result = run_module(rsync_copy.main, args(src, dst, tmp, xattrs=True, acls=True))
+    assert result["changed"] and {"--xattrs", "--acls"} <= set(result["workers"][0]["cmd"])
+    assert os.getxattr(dst / "top.txt", "user.nodowntime") == b"carried"
+    assert not run_module(rsync_copy.main, args(src, dst, tmp, xattrs=True, acls=True))["changed"]
 
 
 def test_exit_23_fails_and_lists_the_files(dirs):
