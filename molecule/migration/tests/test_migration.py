@@ -50,9 +50,12 @@ def writer_log(host):
 def checksums(host, root):
     """sha256 of every file under root. rsync's temporary files come and go on new while lsyncd
     ships the last changes: a file that vanishes between find and sha256sum is skipped (the
-    callers retry until the trees settle)."""
+    callers retry until the trees settle). fidelity/ holds names that are not UTF-8, which the
+    test connection cannot carry; test_new_holds_what_plain_rsync_would_lose and the verify
+    phase cover it."""
     out = host.run(
-        "cd %s && find . -type f ! -name .nodowntime-lsyncd-probe ! -path './.rsync-partial/*' -print0"
+        "cd %s && find . -type f ! -name .nodowntime-lsyncd-probe ! -path './.rsync-partial/*'"
+        " ! -path './fidelity/*' -print0"
         " | xargs -0r sha256sum 2>/dev/null" % root).stdout
     result = {}
     for line in out.splitlines():
@@ -107,14 +110,31 @@ def test_rsync_daemon_runs_under_systemd_with_the_share(new, old):
     assert service.is_running and service.is_enabled
     assert new.socket("tcp://0.0.0.0:873").is_listening
     conf = new.file("/etc/rsyncd.conf").content_string
-    assert "[data]" in conf and "10.213.7.11" in conf
+    assert "[data]" in conf and "10.213.7.11" in conf and "auth users = nodowntime" in conf
     assert "--log-file=/var/log/rsyncd.log" in new.check_output("systemctl show rsync -p ExecStart")
-    assert old.run("rsync rsync://new/data/tree/").rc == 0
+    listing = old.run("rsync --password-file=/etc/nodowntime/rsync-data.password rsync://nodowntime@new/data/tree/")
+    assert listing.rc == 0 and "t0" in listing.stdout
 
 
-def test_client_is_refused_by_the_share(host):
+def test_the_share_wants_the_generated_secret(new, old):
+    secrets = new.file("/etc/rsyncd.data.secrets")
+    password = old.file("/etc/nodowntime/rsync-data.password")
+    assert (secrets.user, secrets.mode) == ("root", 0o600)
+    assert (password.user, password.mode) == ("root", 0o600)
+    assert old.file("/etc/nodowntime").mode == 0o700
+    secret = password.content_string.strip()
+    assert len(secret) >= 32 and secrets.content_string.strip() == "nodowntime:" + secret
+    without = old.run("rsync rsync://nodowntime@new/data/ </dev/null")
+    assert without.rc != 0 and "auth failed" in without.stderr
+    wrong = old.run("printf 'wrong\\n' >/tmp/wrong.pw && chmod 600 /tmp/wrong.pw && "
+                    "rsync --password-file=/tmp/wrong.pw rsync://nodowntime@new/data/; rc=$?; rm -f /tmp/wrong.pw; exit $rc")
+    assert wrong.rc != 0 and "auth failed" in wrong.stderr
+
+
+def test_client_is_refused_by_the_share(host, old):
     client = lab(host, "client")
-    attempt = client.run("rsync rsync://new/data/")
+    secret = old.file("/etc/nodowntime/rsync-data.password").content_string.strip()
+    attempt = client.run("RSYNC_PASSWORD=%s rsync rsync://nodowntime@new/data/" % secret)
     assert attempt.rc != 0 and "@ERROR" in attempt.stderr
 
 
@@ -123,18 +143,18 @@ def test_lsyncd_runs_under_its_native_unit(old):
     assert service.is_running and service.is_enabled
     assert old.check_output("systemctl show lsyncd -p FragmentPath") == "FragmentPath=/etc/systemd/system/lsyncd.service"
     conf = old.file("/etc/lsyncd/lsyncd.conf.lua").content_string
-    for needle in ("default.rsync", 'source = "/srv/data"', 'target = "10.213.7.12::data"', "delete = true",
+    for needle in ("default.rsync", 'source = "/srv/data"', 'target = "nodowntime@10.213.7.12::data"', "delete = true",
                    "archive = true", "compress = false", "whole_file = false"):
         assert needle in conf, needle
 
 
 def test_initial_sync_is_recorded_with_its_statistics(old):
-    record = json.loads(old.file("/var/lib/nodowntime/initial_sync/10.213.7.12_data.json").content_string)
+    record = json.loads(old.file("/var/lib/nodowntime/initial_sync/nodowntime_10.213.7.12_data.json").content_string)
     assert record["rsync_rc"] in (0, 24)
     assert record["stats"]["files_transferred"] >= 2000
     assert record["stats"]["bytes_transferred"] > 4_000_000
-    progress = old.file("/var/log/nodowntime/initial-sync-10.213.7.12_data.progress").content_string
-    assert " start copying /srv/data to 10.213.7.12::data with 2 rsync process(es)" in progress
+    progress = old.file("/var/log/nodowntime/initial-sync-nodowntime_10.213.7.12_data.progress").content_string
+    assert " start copying /srv/data to nodowntime@10.213.7.12::data with 2 rsync process(es)" in progress
     assert " done rc=" in progress
     # progress lines of both workers while the copy ran (1 MiB/s in total, so it took seconds)
     assert " worker1 " in progress and " worker2 " in progress
@@ -152,6 +172,24 @@ def test_verify_phase_proved_new_while_the_writer_ran(old):
         assert result["clean"] is True, result["differences"]
         assert set(result["totals"].values()) == {0}
         assert result["entries_checked"] >= 2000
-        assert result["target"] == "10.213.7.12::data" and result["depth"] == "attributes"
+        assert result["target"] == "nodowntime@10.213.7.12::data" and result["depth"] == "attributes"
         assert [p["label"] for p in result["passes"]][0] == "tree"
-    assert on_old["started"] == on_controller["started"], "both hold the last real run"
+    assert on_old["started_at"] == on_controller["started_at"], "both hold the last real run"
+
+
+def test_new_holds_what_plain_rsync_would_lose(old, new):
+    """Initial copy (two workers) and lsyncd carried hard links, ACLs, xattrs, sparse files, fifos,
+    numeric owners, modes and names in any bytes."""
+    for host in (old, new):
+        a = host.check_output("stat -c '%i %h' /srv/data/tree/t0/linked-a")
+        b = host.check_output("stat -c '%i %h' /srv/data/fidelity/linked-b")
+        assert a == b and a.endswith(" 2"), "one inode with two names on %s" % host.backend.host
+    assert "user:4243:r--" in new.check_output("getfacl -cp /srv/data/fidelity/acl.txt")
+    assert 'user.origin="old"' in new.check_output("getfattr -d /srv/data/fidelity/xattr.txt")
+    size, blocks = new.check_output("stat -c '%s %b' /srv/data/fidelity/sparse.bin").split()
+    assert int(size) == 4 * 1024 * 1024 and int(blocks) * 512 < 256 * 1024, "the sparse file stayed sparse"
+    assert new.check_output("stat -c '%F' /srv/data/fidelity/fifo") == "fifo"
+    assert new.check_output("stat -c '%u:%g' /srv/data/fidelity/numeric.txt") == "4242:4343"
+    assert new.check_output("stat -c '%a' /srv/data/fidelity/setgid") == "2750"
+    names = new.check_output("ls -b /srv/data/fidelity")
+    assert "byte\\377name" in names and "new\\nline" in names
