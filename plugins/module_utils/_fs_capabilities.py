@@ -202,6 +202,7 @@ def probe(path, features=FEATURES):
     feature that is missing. Raises ProbeError when the private directory cannot be made or
     removed; an unexpected OSError of one attempt counts as that feature missing.
     """
+    before = os.stat(path)
     try:
         workdir = tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=path)
     except OSError as e:
@@ -218,6 +219,12 @@ def probe(path, features=FEATURES):
                 reasons[feature] = reason
     finally:
         remove_tree(workdir)
+        # The directory is often a copy's root: give it back its times, so a comparison with
+        # the source (tree_verify, rsync) does not find a directory the probe touched.
+        try:
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        except OSError:
+            pass
     return capabilities, reasons
 
 

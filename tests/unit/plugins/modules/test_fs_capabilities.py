@@ -148,6 +148,14 @@ def test_reports_every_feature_and_leaves_nothing(tree):
     assert _listing(tree) == before
 
 
+def test_the_probed_directory_keeps_its_times(tree):
+    """The directory is often a copy's root: a probe must not leave it looking changed."""
+    os.utime(tree, ns=(1_600_000_000_000_000_000, 1_700_000_000_123_456_789))
+    run_module(fs_capabilities.main, dict(path=str(tree)))
+    st = os.stat(tree)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_600_000_000_000_000_000, 1_700_000_000_123_456_789)
+
+
 def test_check_mode_gives_the_same_answer(tree):
     real = run_module(fs_capabilities.main, dict(path=str(tree)))
     check = run_module(fs_capabilities.main, dict(path=str(tree)), check_mode=True)
