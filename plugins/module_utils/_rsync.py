@@ -196,6 +196,21 @@ def plan_workers(src, workers, hard_links=False):
     return groups, sizes, None
 
 
+def connection_options(password_file=None, rsh=None, io_timeout=0, connect_timeout=0, daemon=True):
+    """How rsync reaches the other end: password file, remote shell, I/O and connection timeouts
+    (``--contimeout`` only for a daemon, the one kind of destination it applies to)."""
+    argv = []
+    if password_file:
+        argv.append("--password-file=%s" % password_file)
+    if rsh:
+        argv.append("--rsh=%s" % rsh)
+    if io_timeout:
+        argv.append("--timeout=%d" % io_timeout)
+    if connect_timeout and daemon:
+        argv.append("--contimeout=%d" % connect_timeout)
+    return argv
+
+
 def base_options(archive=True, delete=False, partial_dir=None, exclude=None, bwlimit_kib=0,
                  compress=False, numeric_ids=False, io_timeout=0, contimeout=0, password_file=None,
                  rsh=None, dry_run=False, extra=None, hard_links=False, acls=False, xattrs=False,
@@ -221,14 +236,7 @@ def base_options(archive=True, delete=False, partial_dir=None, exclude=None, bwl
         argv.append("--compress")
     if numeric_ids:
         argv.append("--numeric-ids")
-    if io_timeout:
-        argv.append("--timeout=%d" % io_timeout)
-    if contimeout:
-        argv.append("--contimeout=%d" % contimeout)
-    if password_file:
-        argv.append("--password-file=%s" % password_file)
-    if rsh:
-        argv.append("--rsh=%s" % rsh)
+    argv += connection_options(password_file, rsh, io_timeout, contimeout)
     if dry_run:
         argv.append("--dry-run")
     # What the module parses: one line per change, the summary, and whole-transfer progress.

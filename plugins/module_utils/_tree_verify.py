@@ -102,17 +102,8 @@ def compare_options(depth, ignore):
     return argv
 
 
-def connection_options(password_file=None, rsh=None, io_timeout=0, connect_timeout=0, daemon=False):
-    argv = []
-    if password_file:
-        argv.append("--password-file=%s" % password_file)
-    if rsh:
-        argv.append("--rsh=%s" % rsh)
-    if io_timeout:
-        argv.append("--timeout=%d" % io_timeout)
-    if connect_timeout and daemon:
-        argv.append("--contimeout=%d" % connect_timeout)
-    return argv
+# The module and the tests build the connection part with this name.
+connection_options = _rsync.connection_options
 
 
 def _dir(path):

@@ -17,6 +17,17 @@ def lab(tmp_path, monkeypatch):
     return Lab(tmp_path, monkeypatch)
 
 
+def replicating(lab):
+    """r0 up on a and b, a promoted, b up to date; the simulator then acts as node a."""
+    for node in ("a", "b"):
+        lab.on(node)
+        run_module(fsr_resource.main, lab.args(nodes=lab.node_list()))
+    lab.on("a")
+    run_module(fsr_resource.main, lab.args(wait_for="connected"))
+    run_module(fsr_resource.main, lab.args(role="primary", force=True))
+    run_module(fsr_resource.main, lab.args(wait_for="up_to_date"))
+
+
 def test_nothing_up(lab):
     lab.on("a")
     res = run_module(fsr_info.main, dict(fsradm_path=SIMULATOR))
@@ -31,13 +42,7 @@ def test_missing_binary(lab):
 
 
 def test_reports_roles_states_and_peers(lab):
-    for node in ("a", "b"):
-        lab.on(node)
-        run_module(fsr_resource.main, lab.args(nodes=lab.node_list()))
-    lab.on("a")
-    run_module(fsr_resource.main, lab.args(wait_for="connected"))
-    run_module(fsr_resource.main, lab.args(role="primary", force=True))
-    run_module(fsr_resource.main, lab.args(wait_for="up_to_date"))
+    replicating(lab)
     # A second resource that is up only on a: its peer keeps connecting.
     run_module(fsr_resource.main, lab.args(name="r1", nodes=lab.node_list()))
 
@@ -74,13 +79,7 @@ def test_reports_roles_states_and_peers(lab):
 
 
 def test_verify_result_in_the_shared_report_shape(lab):
-    for node in ("a", "b"):
-        lab.on(node)
-        run_module(fsr_resource.main, lab.args(nodes=lab.node_list()))
-    lab.on("a")
-    run_module(fsr_resource.main, lab.args(wait_for="connected"))
-    run_module(fsr_resource.main, lab.args(role="primary", force=True))
-    run_module(fsr_resource.main, lab.args(wait_for="up_to_date"))
+    replicating(lab)
 
     res = run_module(fsr_info.main, dict(name="r0", verify_result=True, fsradm_path=SIMULATOR))
     assert res["resources"]["r0"]["verify"] is None, "never verified: nothing to report"
