@@ -38,11 +38,12 @@ _UNMANAGED_SETTINGS = re.compile(r"^\s*settings\s*(\{|\(|=)")
 
 MODES = {"rsync": "default.rsync", "rsyncssh": "default.rsyncssh", "direct": "default.direct"}
 
-# (option, lsyncd name, kind); kinds: str, path (a str, never expanded: it reaches lsyncd as given), bool, int0 (>= 0), int1 (>= 1), choice.
+# (option, lsyncd name, kind); kinds: str, path (a str, never expanded: it reaches lsyncd as given), bool, int0 (>= 0),
+# int1 (>= 1), float0 (a number >= 0, fractions allowed), choice.
 SETTINGS_OPTIONS = (
     ("logfile", "logfile", "path"),
     ("status_file", "statusFile", "path"),
-    ("status_interval", "statusInterval", "int0"),
+    ("status_interval", "statusInterval", "float0"),
     ("nodaemon", "nodaemon", "bool"),
     ("insist", "insist", "bool"),
     ("max_processes", "maxProcesses", "int1"),
@@ -92,7 +93,7 @@ SSH_OPTIONS = (
     ("extra", "_extra", "list"),
 )
 
-_SPEC_TYPES = {"str": "str", "path": "str", "bool": "bool", "int0": "int", "int1": "int",
+_SPEC_TYPES = {"str": "str", "path": "str", "bool": "bool", "int0": "int", "int1": "int", "float0": "float",
                "choice": "str", "port": "int", "list": "list", "dict": "dict"}
 
 
@@ -209,7 +210,7 @@ def _check_table(prefix, table, values):
             _no_nul(name, value)
             if kind == "path" and not value:
                 raise LsyncdConfigError(name, "must not be empty")
-        elif kind == "int0":
+        elif kind in ("int0", "float0"):
             _check_number(name, value, 0)
         elif kind == "int1":
             _check_number(name, value, 1)

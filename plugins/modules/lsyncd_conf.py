@@ -69,9 +69,11 @@ options:
         type: str
       status_interval:
         description:
-          - C(statusInterval), minimum seconds between status file writes. lsyncd does not rewrite
-            the file while it is idle (lsyncd issue 461).
-        type: int
+          - C(statusInterval), minimum seconds between status file writes; fractions are allowed
+            (V(0.25)). lsyncd does not rewrite the file while it is idle (lsyncd issue 461), and
+            lsyncd 2.2.3 writes a report only this long after the change it reports, so a short
+            interval lets M(nodowntime.storage.lsyncd_drain) see an empty queue sooner.
+        type: float
       nodaemon:
         description: C(nodaemon), stay in the foreground (what a systemd C(Type=simple) unit wants).
         type: bool
