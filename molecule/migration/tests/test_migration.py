@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""After prepare, initial_sync and replicate: new holds what the live writer wrote, to the checksum.
+"""After the whole migration, cutover included: new holds what the live writer wrote, to the
+checksum, and old holds it too through the replication back (new -> old).
 
-The client's writer wrote through an sshfs mount of old:/srv/data during the whole migration and
-logged every operation with the content's sha256. The writer is stopped here; lsyncd then has a
-few seconds to ship its last changes.
+The client's writer wrote through an sshfs mount, of old:/srv/data before the cutover and of
+new:/srv/data after it, and logged every operation with the content's sha256. The writer is
+stopped here; lsyncd then has a few seconds to ship its last changes.
 """
 from __future__ import annotations
 
@@ -78,6 +79,18 @@ def test_every_logged_file_is_on_new_with_its_checksum(new, writer_log):
         len(wrong), len(writer_log), dict(list(wrong.items())[:10]))
 
 
+def test_old_holds_every_logged_file_through_the_replication_back(old, writer_log):
+    deadline = time.time() + WAIT
+    while True:
+        on_old = checksums(old, "/srv/data")
+        wrong = {p: d for p, d in writer_log.items() if on_old.get(p) != d}
+        if not wrong or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert wrong == {}, "%d of %d logged paths differ on old (None = should be absent): %s" % (
+        len(wrong), len(writer_log), dict(list(wrong.items())[:10]))
+
+
 def test_new_is_an_exact_copy_of_old(old, new, writer_log):
     deadline = time.time() + WAIT
     while True:
@@ -138,14 +151,51 @@ def test_client_is_refused_by_the_share(host, old):
     assert attempt.rc != 0 and "@ERROR" in attempt.stderr
 
 
-def test_lsyncd_runs_under_its_native_unit(old):
-    service = old.service("lsyncd")
-    assert service.is_running and service.is_enabled
-    assert old.check_output("systemctl show lsyncd -p FragmentPath") == "FragmentPath=/etc/systemd/system/lsyncd.service"
-    conf = old.file("/etc/lsyncd/lsyncd.conf.lua").content_string
-    for needle in ("default.rsync", 'source = "/srv/data"', 'target = "nodowntime@10.213.7.12::data"', "delete = true",
-                   "archive = true", "compress = false", "whole_file = false"):
+def test_lsyncd_replicates_back_from_new_after_the_cutover(old, new):
+    forward = old.service("lsyncd")
+    assert not forward.is_running and not forward.is_enabled, "old -> new ended at the cutover"
+    back = new.service("lsyncd")
+    assert back.is_running and back.is_enabled
+    assert new.check_output("systemctl show lsyncd -p FragmentPath") == "FragmentPath=/etc/systemd/system/lsyncd.service"
+    conf = new.file("/etc/lsyncd/lsyncd.conf.lua").content_string
+    for needle in ("default.rsync", 'source = "/srv/data"', 'target = "nodowntime@10.213.7.11::data"', "delete = true",
+                   "init = false", "archive = true"):
         assert needle in conf, needle
+    share = old.file("/etc/rsyncd.conf").content_string
+    assert "[data]" in share and "10.213.7.12" in share and "auth users = nodowntime" in share
+
+
+def test_client_uses_new_after_the_cutover(host):
+    client = lab(host, "client")
+    fstab = [line.split() for line in client.file("/etc/fstab").content_string.splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert [f[0] for f in fstab if f[1] == "/mnt/data"] == ["root@new:/srv/data"]
+    mounts = [line.split() for line in client.file("/proc/mounts").content_string.splitlines()]
+    assert [m[0] for m in mounts if m[1] == "/mnt/data"] == ["root@new:/srv/data"]
+
+
+def test_batch_jobs_run_on_new_with_the_same_schedule(new):
+    crontab = new.check_output("crontab -l -u root")
+    assert "*/5 * * * * /usr/bin/find /srv/data/live -mmin +60 -delete  # lab-cleanup" in crontab.splitlines()
+    timer = new.service("lab-backup.timer")
+    assert timer.is_running and timer.is_enabled
+
+
+def test_report_shows_a_cutover_of_seconds(old, new):
+    report_dir = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".tmp", "migration-reports")
+    with open(os.path.join(report_dir, "report.json"), encoding="utf-8") as handle:
+        report = json.load(handle)
+    cutover = report["pairs"]["old"]["cutover"]
+    assert report["pairs"]["old"]["state"] == "cut_over" and cutover["outcome"] == "done"
+    assert 0 < cutover["downtime_seconds"] < 5, cutover
+    assert [s["name"] for s in cutover["steps"]] == [
+        "stop writers", "drain", "switch replication", "switch clients", "start writers", "check writers"]
+    for step in cutover["steps"]:
+        assert step["start"].endswith("Z") and step["start"] <= step["end"]
+    assert cutover["steps"][4]["end"] > cutover["steps"][0]["start"]
+    for host in (old, new):
+        kept = json.loads(host.file("/var/lib/nodowntime/cutover/data.json").content_string)
+        assert kept["state"] == "cut_over" and kept["cutover"]["steps"] == cutover["steps"]
 
 
 def test_initial_sync_is_recorded_with_its_statistics(old):
