@@ -65,14 +65,20 @@ def checksums(host, root):
     return result
 
 
-def test_every_logged_file_is_on_new_with_its_checksum(new, writer_log):
+def logged_paths_that_differ(host, writer_log):
+    """Paths whose content on host is not what the writer wrote last (None: should be absent),
+    after giving replication WAIT seconds to ship the last writes."""
     deadline = time.time() + WAIT
     while True:
-        on_new = checksums(new, "/srv/data")
-        wrong = {p: d for p, d in writer_log.items() if on_new.get(p) != d}
+        on_host = checksums(host, "/srv/data")
+        wrong = {p: d for p, d in writer_log.items() if on_host.get(p) != d}
         if not wrong or time.time() > deadline:
-            break
+            return wrong
         time.sleep(1)
+
+
+def test_every_logged_file_is_on_new_with_its_checksum(new, writer_log):
+    wrong = logged_paths_that_differ(new, writer_log)
     present = sum(1 for d in writer_log.values() if d)
     assert present > 0 and any(d is None for d in writer_log.values())
     assert wrong == {}, "%d of %d logged paths differ on new (None = should be absent): %s" % (
@@ -80,13 +86,7 @@ def test_every_logged_file_is_on_new_with_its_checksum(new, writer_log):
 
 
 def test_old_holds_every_logged_file_through_the_replication_back(old, writer_log):
-    deadline = time.time() + WAIT
-    while True:
-        on_old = checksums(old, "/srv/data")
-        wrong = {p: d for p, d in writer_log.items() if on_old.get(p) != d}
-        if not wrong or time.time() > deadline:
-            break
-        time.sleep(1)
+    wrong = logged_paths_that_differ(old, writer_log)
     assert wrong == {}, "%d of %d logged paths differ on old (None = should be absent): %s" % (
         len(wrong), len(writer_log), dict(list(wrong.items())[:10]))
 
