@@ -132,7 +132,7 @@ class Drain:
 
     def __init__(self, source, target, status_file, log_file=None, connection=None, rsync="rsync",
                  timeout=30.0, interval=0.2, overflows_before=None, run=run_process,
-                 clock=time.monotonic, sleep=time.sleep, marker=None):
+                 clock=time.monotonic, sleep=time.sleep, marker=None, empty_queue=True):
         self.source = os.path.realpath(source)
         self.reported = reported_source(source)
         self.target = target
@@ -143,6 +143,7 @@ class Drain:
         self.timeout = float(timeout)
         self.interval = float(interval)
         self.overflows_before = overflows_before
+        self.empty_queue = empty_queue
         self.run_process = run
         self.clock = clock
         self.sleep = sleep
@@ -268,6 +269,8 @@ class Drain:
                 self.arrived = self._has_arrived(deadline - now)
                 if self.arrived:
                     result["marker_seconds"] = round(self.clock() - start, 3)
+                    if not self.empty_queue:
+                        return None
             status = self._read_status()
             if status is not None and status[0] > self.marker_mtime_ns:
                 complete, parsed, syncs = sync_state(status[1], self.reported)

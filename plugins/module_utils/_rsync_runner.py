@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import fnmatch
 import os
 import re
 import stat
@@ -21,7 +22,7 @@ import subprocess
 import threading
 import time
 
-from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync
+from ansible_collections.nodowntime.storage.plugins.module_utils import _progress, _rsync
 
 
 # The default lock files live in a directory of their own that only root can write to: in the
@@ -167,35 +168,103 @@ def _lock_and_write(fd, path, created):
 
 
 class Progress:
-    """Appends rate-limited progress lines of several rsync processes to one file."""
+    """The copy's progress: the rsync processes' own lines summed into one line per interval.
 
-    def __init__(self, path, interval):
-        self.path = path
-        self.interval = interval
-        self.last = {}
+    Each rsync process reports its bytes transferred and its files checked so far
+    (``--info=progress2``); the line written to the progress file (see ``_progress``) is their sum,
+    against the totals of a scan of the source that runs beside the copy (stat only, so the
+    totals appear after a while on a large tree, and then the percent and the time left).
+    """
+
+    def __init__(self, path, interval, src=None, exclude=(), clock=time.time):
+        self.file = _progress.ProgressFile(path, interval, what="copy", clock=clock)
+        self.handle = self.file.handle
+        self.workers = {}
+        self.totals = None
+        self.note = ""
         self.lock = threading.Lock()
-        self.handle = None
-        if path:
-            directory = os.path.dirname(path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            self.handle = open(path, "w", encoding="utf-8")
+        if self.handle is not None and src:
+            scanner = threading.Thread(target=self._scan, args=(src, list(exclude)))
+            scanner.daemon = True
+            scanner.start()
 
-    def write(self, label, text, force=False):
-        if self.handle is None:
+    def _scan(self, src, exclude):
+        try:
+            self.totals = scan_totals(src, exclude)
+        except OSError:
+            self.totals = None  # the copy reports the error; progress goes on without totals
+
+    def start(self, note, processes=1):
+        self.file.update(bytes_done=0, files_done=0, note=note, force=True)
+        self.note = "%d rsync processes" % processes if processes > 1 else ""
+
+    def write(self, name, line):
+        parsed = _rsync.parse_progress(line)
+        if parsed is None:
             return
-        now = time.time()
+        checked = _CHECKED_RE.search(parsed["detail"])
         with self.lock:
-            if not force and now - self.last.get(label, 0) < self.interval:
-                return
-            self.last[label] = now
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-            self.handle.write("%s %s %s\n" % (stamp, label, text))
-            self.handle.flush()
+            files = int(checked.group(2)) - int(checked.group(1)) if checked else self.workers.get(name, (0, 0))[1]
+            self.workers[name] = (parsed["bytes"], files)
+        self._emit()
 
-    def close(self):
-        if self.handle is not None:
-            self.handle.close()
+    def _sums(self):
+        with self.lock:
+            done = sum(b for b, _f in self.workers.values()), sum(f for _b, f in self.workers.values())
+        totals = self.totals or (None, None)
+        return dict(bytes_done=done[0], files_done=done[1], files_total=totals[0], bytes_total=totals[1])
+
+    def _emit(self):
+        counts = self._sums()
+        note = self.note if counts["files_total"] is not None else (self.note + ", counting the source").lstrip(", ")
+        self.file.update(note=note, **counts)
+
+    def finish(self, outcome, bytes_done, files_done):
+        counts = self._sums()
+        counts.update(bytes_done=bytes_done, files_done=files_done)
+        self.file.finish(outcome=outcome, note=self.note, **counts)
+
+
+# "xfr#12, to-chk=88/100" (or ir-chk while the file list still grows): 100 listed, 88 still to check.
+_CHECKED_RE = re.compile(r"(?:to|ir)-chk=(\d+)/(\d+)")
+
+
+def scan_totals(src, exclude=()):
+    """``(entries, bytes)`` below ``src``: what the copy has to check and the size of its files.
+
+    Excluded names are skipped as rsync would for simple patterns (a name, or a name with
+    wildcards); patterns with a ``/`` inside are left to rsync, so the totals are an estimate when
+    they are used. A file with several names counts its bytes once.
+    """
+    patterns = [p.rstrip("/") for p in exclude if "/" not in p.rstrip("/")]
+    entries = 0
+    size = 0
+    seen = set()
+    stack = [src]
+    while stack:
+        directory = stack.pop()
+        try:
+            listing = os.scandir(directory)
+        except OSError:
+            continue  # vanished or unreadable: rsync reports it
+        with listing:
+            for entry in listing:
+                if patterns and any(fnmatch.fnmatchcase(entry.name, p) for p in patterns):
+                    continue
+                entries += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(entry.path)
+                elif stat.S_ISREG(info.st_mode):
+                    if info.st_nlink > 1:
+                        if (info.st_dev, info.st_ino) in seen:
+                            continue
+                        seen.add((info.st_dev, info.st_ino))
+                    size += info.st_size
+    return entries, size
 
 
 class Run:

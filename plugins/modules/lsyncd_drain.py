@@ -27,8 +27,8 @@ description:
     modification time again). A sync that deletes while running also ships the deletion
     itself; both are harmless. C(changed) is therefore always false.
   - B(The writers must be stopped.) While something keeps writing to O(source), the queue may
-    never be empty and the module times out; to measure lag on a live tree use
-    M(nodowntime.storage.lsyncd_info).
+    never be empty and the module times out; to measure lag on a live tree set
+    O(empty_queue=false).
   - On a timeout the task fails with a message that starts with C(timeout:) and says what was
     still missing - the marker had not arrived, or the queue still held N delays - and when
     lsyncd did not rewrite its status file after the marker, that lsyncd is probably not running.
@@ -105,6 +105,15 @@ options:
       - The name of a marker written by an earlier run with O(wait=false). The module waits for
         that marker instead of writing a new one; its modification time is when the drain began.
     type: str
+  empty_queue:
+    description:
+      - V(false) waits only for the marker to arrive, not for lsyncd's report of an empty queue.
+        lsyncd reads events in order, so everything written before the marker has been taken up;
+        what is written after it may still be queued. The writers need not stop, and
+        RV(marker_seconds) is then the replication lag of one write - the C(lsyncd) role measures
+        it this way after lsyncd has caught up.
+    type: bool
+    default: true
   overflows_before:
     description:
       - lsyncd's overflow count recorded earlier, for example RV(nodowntime.storage.lsyncd_info#module:log.overflows).
@@ -170,7 +179,8 @@ RETURN = r"""
 drained:
   description:
     - True when the marker arrived on the target with identical content and a status report
-      written after it showed no pending delay for the sync. Always false in check mode.
+      written after it showed no pending delay for the sync (with O(empty_queue=false), when the
+      marker arrived). Always false in check mode.
   returned: always
   type: bool
   sample: true
@@ -296,6 +306,7 @@ def main():
             overflows_before=dict(type="int"),
             wait=dict(type="bool", default=True),
             marker=dict(type="str"),
+            empty_queue=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -319,7 +330,7 @@ def main():
                                           connect_timeout=max(1, int(p["timeout"])), daemon=daemon),
             rsync=module.get_bin_path("rsync", required=True),
             timeout=p["timeout"], interval=p["interval"], overflows_before=p["overflows_before"],
-            marker=p["marker"])
+            marker=p["marker"], empty_queue=p["empty_queue"])
         result = drain.run() if p["wait"] else drain.write_marker()
     except _lsyncd_drain.DrainError as e:
         module.fail_json(msg=to_native(e), status_file=status_file, **e.result)

@@ -17,8 +17,8 @@ description:
     not at all while idle (lsyncd issue 461), and a dead lsyncd leaves its last report behind.
     The module therefore returns RV(status_age) and computes RV(idle) only from a report that
     satisfies O(max_age) and O(newer_than). To wait for a provably empty queue, write a probe file
-    into the source tree (this makes lsyncd sync it and write a new report), then poll this module
-    with O(newer_than) set to the probe's modification time until RV(idle) is true; see EXAMPLES.
+    into the source tree (this makes lsyncd sync it and write a new report), then run this module
+    with O(newer_than) set to the probe's modification time and O(wait_for=idle); see EXAMPLES.
   - Never changes anything.
 author:
   - nodowntime.storage maintainers (@nodowntime)
@@ -54,6 +54,21 @@ options:
       - Epoch seconds (for example the C(stat.mtime) of a probe file). A status file written before
         this is stale; RV(fresh) and RV(idle) are then false.
     type: float
+  wait_for:
+    description:
+      - Read the status file again every half second until this holds, for at most O(wait) seconds,
+        then return as usual, with RV(condition_met) and a one-line RV(msg).
+      - C(startup_done) - a fresh report (see O(newer_than)) in which every sync has finished its
+        startup sync. C(idle) - RV(idle).
+      - Run the module in a loop with C(loop_control.break_when) on RV(condition_met) to follow a
+        long wait with one line per O(wait) seconds instead of C(until)/C(retries), which print
+        every attempt as a failure; see EXAMPLES.
+    type: str
+    choices: [startup_done, idle]
+  wait:
+    description: Seconds to wait for O(wait_for) at most in one run. Ignored without O(wait_for).
+    type: float
+    default: 0
 notes:
   - The status file format is that of lsyncd 2.2.x. lsyncd 2.2.3 names syncs C(Sync1), C(Sync2), ...
     in the order of the C(sync{}) calls; managed blocks are matched to them by their resolved
@@ -79,13 +94,16 @@ EXAMPLES = r"""
     path: /srv/media/.nodowntime-probe
   register: probe
 
-- name: Wait for a report written after the probe that shows every queue empty
+- name: Wait for a report written after the probe that shows every queue empty (a line every 30 s)
   nodowntime.storage.lsyncd_info:
     newer_than: "{{ probe.stat.mtime }}"
+    wait_for: idle
+    wait: 30
   register: lsyncd
-  until: lsyncd.idle
-  retries: 60
-  delay: 2
+  loop: "{{ range(20) | list }}"
+  loop_control:
+    label: "{{ lsyncd.msg | default('') }}"
+    break_when: lsyncd.condition_met
 """
 
 RETURN = r"""
@@ -168,6 +186,15 @@ syncs:
     idle:
       description: No delays and startup done (in this report; see RV(fresh)).
       type: bool
+condition_met:
+  description: Whether O(wait_for) held when the module returned.
+  returned: when O(wait_for) is set
+  type: bool
+msg:
+  description: One line on the wait - caught up (or queue empty), or what lsyncd is still doing and for how long.
+  returned: when O(wait_for) is set
+  type: str
+  sample: "lsyncd: startup sync running (0 of 1 syncs done), 12 event(s) queued (1m30s waited)"
 log:
   description: Summary of the end of the log since lsyncd last started.
   returned: when a log file was found
@@ -238,6 +265,71 @@ def assign_blocks(syncs, managed):
         sync["block"] = names.pop(0) if names else None
 
 
+def read_status(module, status_file, managed, max_age=None, newer_than=None):
+    """The result's status part: per sync queue, idle, fresh (see RETURN)."""
+    result = dict(changed=False, status_file=status_file, exists=False, fresh=False, idle=False,
+                  pending=0, syncs=[])
+    try:
+        st = os.stat(status_file)
+        text = _read_text(status_file)
+    except FileNotFoundError:
+        return result
+    except OSError as e:
+        module.fail_json(msg="status_file: cannot read %s: %s" % (status_file, to_native(e)), **result)
+    now = time.time()
+    report = parse_status(text)
+    age = max(0.0, now - st.st_mtime)
+    fresh = True
+    if max_age is not None and age > max_age:
+        fresh = False
+    if newer_than is not None and st.st_mtime < newer_than:
+        fresh = False
+    syncs = report["syncs"]
+    assign_blocks(syncs, managed)
+    result.update(
+        exists=True,
+        status_mtime=st.st_mtime,
+        status_age=round(age, 3),
+        report_time=report["report_time"],
+        watches=report["watches"],
+        fresh=fresh,
+        syncs=syncs,
+        pending=sum(s["delays"] for s in syncs),
+        idle=bool(fresh and syncs and all(s["idle"] for s in syncs)),
+    )
+    if report["report_time"] is None:
+        module.warn("%s does not start with 'Lsyncd status report at'; is it lsyncd's status file?" % status_file)
+    return result
+
+
+def condition_met(result, wait_for):
+    """Whether the state ``wait_for`` names holds in ``result``."""
+    if wait_for == "idle":
+        return result["idle"]
+    return bool(result["fresh"] and result["syncs"] and all(s["startup_done"] for s in result["syncs"]))
+
+
+def describe_wait(result, wait_for, waited):
+    """One line for a person following the wait."""
+    if not result["exists"]:
+        state = "no status report yet"
+    elif not result["fresh"]:
+        state = "waiting for a new status report (the last is %ss old)" % int(result["status_age"])
+    else:
+        starting = [s for s in result["syncs"] if not s["startup_done"]]
+        state = ("startup sync running (%d of %d syncs done), " % (len(result["syncs"]) - len(starting),
+                                                                    len(result["syncs"])) if starting else "")
+        state += "%d event(s) queued" % result["pending"]
+    done = condition_met(result, wait_for)
+    what = "caught up" if wait_for == "startup_done" else "queue empty"
+    return "lsyncd: %s%s" % ("%s; " % what if done else "", state) + ("" if done else " (%s waited)" % _seconds(waited))
+
+
+def _seconds(value):
+    value = int(value)
+    return "%ds" % value if value < 60 else "%dm%02ds" % divmod(value, 60)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -247,6 +339,8 @@ def main():
             log_bytes=dict(type="int", default=1048576),
             max_age=dict(type="float"),
             newer_than=dict(type="float"),
+            wait_for=dict(type="str", choices=["startup_done", "idle"]),
+            wait=dict(type="float", default=0),
         ),
         supports_check_mode=True,
     )
@@ -268,40 +362,19 @@ def main():
         module.fail_json(msg="status_file: not given and no statusFile in the managed settings block of %s" % p["config"])
     if p["max_age"] is not None and p["max_age"] < 0:
         module.fail_json(msg="max_age: must be >= 0, got %r" % p["max_age"])
+    if p["wait"] < 0:
+        module.fail_json(msg="wait: must be >= 0, got %r" % p["wait"])
 
-    result = dict(changed=False, status_file=status_file, exists=False, fresh=False, idle=False,
-                  pending=0, syncs=[])
-    try:
-        st = os.stat(status_file)
-        text = _read_text(status_file)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        module.fail_json(msg="status_file: cannot read %s: %s" % (status_file, to_native(e)), **result)
-    if st is not None:
-        now = time.time()
-        report = parse_status(text)
-        age = max(0.0, now - st.st_mtime)
-        fresh = True
-        if p["max_age"] is not None and age > p["max_age"]:
-            fresh = False
-        if p["newer_than"] is not None and st.st_mtime < p["newer_than"]:
-            fresh = False
-        syncs = report["syncs"]
-        assign_blocks(syncs, managed)
-        result.update(
-            exists=True,
-            status_mtime=st.st_mtime,
-            status_age=round(age, 3),
-            report_time=report["report_time"],
-            watches=report["watches"],
-            fresh=fresh,
-            syncs=syncs,
-            pending=sum(s["delays"] for s in syncs),
-            idle=bool(fresh and syncs and all(s["idle"] for s in syncs)),
-        )
-        if report["report_time"] is None:
-            module.warn("%s does not start with 'Lsyncd status report at'; is it lsyncd's status file?" % status_file)
+    deadline = time.time() + p["wait"]
+    started = time.time()
+    while True:
+        result = read_status(module, status_file, managed, p["max_age"], p["newer_than"])
+        if not p["wait_for"] or condition_met(result, p["wait_for"]) or time.time() >= deadline:
+            break
+        time.sleep(max(0.0, min(0.5, deadline - time.time())))
+    if p["wait_for"]:
+        result["condition_met"] = condition_met(result, p["wait_for"])
+        result["msg"] = describe_wait(result, p["wait_for"], time.time() - started)
 
     if log_file and os.path.isfile(log_file):
         try:

@@ -41,11 +41,12 @@ description:
     4 KiB to a local daemon) - plain C(rsync -a) 3.7 s, 1 worker 3.9 s, 4 workers 2.9 s; from a
     tree in RAM workers gained nothing. Measure on your own hardware before raising O(workers).
     A tree with one dominant top-level directory gains nothing from workers.
-  - B(Progress.) With O(progress_file), the module appends a time-stamped line per rsync process
-    to that file every O(progress_interval) seconds (rsync's C(--info=progress2) - bytes so
-    far, percent, rate, elapsed time, files transferred and still to check), and a summary when
-    done. C(tail -f) it on the host, or read it from a playbook while the module runs with
-    C(async) (see the C(initial_sync) role).
+  - B(Progress.) With O(progress_file), the module appends one line every O(progress_interval)
+    seconds for the whole copy, all rsync processes summed - bytes transferred and files checked,
+    against the totals of a scan of the source made beside the copy (the totals, the percent and
+    the time left appear once the scan is done), the rate over the last minute - and a last line
+    when done. Each line is a JSON object whose C(text) a person reads; follow a copy started with
+    C(async) with M(nodowntime.storage.job_progress), or C(tail -f) the file on the host.
   - B(Changes and statistics.) rsync runs with C(--itemize-changes --stats); RV(changed) is true
     when rsync created, updated, deleted or changed the attributes of anything, and RV(stats)
     carries the file and byte counts and the rate, summed over all rsync processes.
@@ -194,11 +195,14 @@ options:
     type: path
   progress_file:
     description:
-      - File to append progress lines to while rsync runs (emptied when a run starts). Not
-        written when unset.
+      - File to append progress lines to while rsync runs (emptied when a run starts), one JSON
+        object a line, as M(nodowntime.storage.job_progress) reads them. Not written when unset.
+      - Its totals come from a scan of O(src) (file names and sizes only) beside the copy; the scan
+        skips excluded names, but not O(exclude) patterns that contain a C(/), so the totals are
+        an estimate when those are used.
     type: path
   progress_interval:
-    description: Seconds between progress lines of one rsync process in O(progress_file).
+    description: Seconds between two lines in O(progress_file).
     type: float
     default: 5
   max_changes:
@@ -213,11 +217,12 @@ notes:
   - Needs rsync 3.1 or later on the managed host (C(--info=progress2)); tested with 3.2.7.
   - A daemon destination needs a writable module, see M(nodowntime.storage.rsyncd_share).
   - Ansible shows a module's output only when it ends. For a long copy run the task with C(async)
-    and C(poll=0), then poll it with M(ansible.builtin.async_status) and print O(progress_file)
-    between polls; the C(nodowntime.storage.initial_sync) role does this.
+    and C(poll=0), then follow it with M(nodowntime.storage.job_progress); the
+    C(nodowntime.storage.initial_sync) role does this.
 seealso:
   - module: nodowntime.storage.rsyncd_share
   - module: nodowntime.storage.tree_verify
+  - module: nodowntime.storage.job_progress
 """
 
 EXAMPLES = r"""
@@ -256,6 +261,17 @@ EXAMPLES = r"""
   async: 86400
   poll: 0
   register: copy_job
+
+- name: Follow it, one line a minute (done/total, rate, time left)
+  nodowntime.storage.job_progress:
+    jid: "{{ copy_job.ansible_job_id }}"
+    progress_file: /var/log/nodowntime/initial-sync-data.progress
+    wait: 60
+  register: copy_progress
+  loop: "{{ range(86400 // 60 + 2) | list }}"
+  loop_control:
+    label: "{{ copy_progress.msg | default('') }}"
+    break_when: copy_progress.finished
 """
 
 RETURN = r"""
@@ -500,9 +516,10 @@ def main():
         top_options = _rsync.base_options(bwlimit_kib=_rsync.split_bwlimit(bwlimit, 1), **common)
         plan[0] = ("top", _rsync.commands(rsync, top_options, src, p["dest"], groups)[0][1])
 
-    progress = Progress(p["progress_file"], p["progress_interval"])
-    progress.write("start", "copying %s to %s with %d rsync process(es)%s" % (
-        src, p["dest"], max(1, len(groups)), " (dry run)" if module.check_mode else ""), force=True)
+    progress = Progress(p["progress_file"], p["progress_interval"], src=src,
+                        exclude=list(p["exclude"]) + ([p["partial_dir"]] if p["partial_dir"] else []))
+    progress.start("copying %s to %s with %d rsync process(es)%s" % (
+        src, p["dest"], max(1, len(groups)), " (dry run)" if module.check_mode else ""), processes=max(1, len(groups)))
     runs = []
     try:
         first = plan[0]
@@ -561,10 +578,8 @@ def main():
         deleted=deleted, vanished=vanished[:MAX_LIST], failed_files=failed[:MAX_LIST], stats=stats,
         workers=workers, bwlimit_per_worker=per_worker, stderr_lines=messages[:200],
     )
-    progress.write("done", "rc=%s files=%s transferred=%s bytes=%s elapsed=%.1fs rate=%s B/s" % (
-        rc, stats.get("files", 0), stats.get("files_transferred", 0), stats.get("bytes_transferred", 0),
-        elapsed, stats["rate"]), force=True)
-    progress.close()
+    progress.finish("done" if not bad else "failed (rsync exit %d)" % rc,
+                    bytes_done=stats.get("bytes_transferred", 0), files_done=stats.get("files", 0))
 
     if bad:
         run = next(r for r in runs if r.rc == rc)

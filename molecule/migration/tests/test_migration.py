@@ -55,7 +55,7 @@ def checksums(host, root):
     test connection cannot carry; test_new_holds_what_plain_rsync_would_lose and the verify
     phase cover it."""
     out = host.run(
-        "cd %s && find . -type f ! -name .nodowntime-lsyncd-probe ! -path './.rsync-partial/*'"
+        "cd %s && find . -type f ! -name '.nodowntime-*' ! -path './.rsync-partial/*'"
         " ! -path './fidelity/*' -print0"
         " | xargs -0r sha256sum 2>/dev/null" % root).stdout
     result = {}

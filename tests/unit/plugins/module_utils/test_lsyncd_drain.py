@@ -231,6 +231,17 @@ def test_times_out_when_the_queue_stays_busy(trees):
     assert sorted(os.listdir(str(dst))) == ["a", "only-on-target"]
 
 
+def test_without_empty_queue_the_arrival_is_enough_on_a_busy_queue(trees):
+    # The same busy queue that times out above: measuring lag needs only the marker's arrival.
+    src, dst, status, dummy = trees
+    fake = FakeLsyncd(str(src), str(dst), str(status), after=0.3, delays_after=3)
+    result = _drain(src, dst, status, fake=fake, timeout=3, empty_queue=False)
+    assert result["drained"] is True
+    assert 0.3 <= result["marker_seconds"] < 3
+    assert result["pending"] in (None, 1)  # read before the marker arrived, never the later 3
+    assert _markers(src) == [] and _markers(dst) == []
+
+
 def test_a_report_without_the_source_fails_at_once(trees, tmp_path):
     src, dst, status, dummy = trees
     other = tmp_path / "other"

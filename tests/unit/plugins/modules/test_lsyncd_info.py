@@ -110,3 +110,40 @@ def test_garbage_status_file_is_not_idle(tmp_path):
     path.write_text("hello\n")
     r = run_module(lsyncd_info.main, dict(status_file=str(path), config=str(tmp_path / "none")))
     assert r["exists"] and not r["idle"] and r["syncs"] == []
+
+
+def test_wait_for_startup_returns_when_the_startup_sync_finishes(lab):
+    import threading
+    lab["put"]("lsyncd-2.2.3-status-init.txt")
+    # lsyncd finishes its startup sync 0.8 s later; the wait follows the file, not a fixed sleep.
+    later = threading.Timer(0.8, lambda: lab["put"]("lsyncd-2.2.3-status-busy.txt"))
+    later.start()
+    begun = time.time()
+    r = run_module(lsyncd_info.main, dict(config=lab["config"], wait_for="startup_done", wait=10))
+    waited = time.time() - begun
+    later.join()
+    assert r["condition_met"] and not r["idle"] and r["pending"] == 12
+    assert 0.7 < waited < 5
+    assert r["msg"] == "lsyncd: caught up; 12 event(s) queued"
+
+
+def test_wait_gives_up_after_wait_seconds_and_says_why(lab):
+    lab["put"]("lsyncd-2.2.3-status-init.txt")
+    begun = time.time()
+    r = run_module(lsyncd_info.main, dict(config=lab["config"], wait_for="startup_done", wait=1))
+    assert 0.9 < time.time() - begun < 4
+    assert r["condition_met"] is False
+    assert r["msg"].startswith("lsyncd: startup sync running (1 of 2 syncs done), 1 event(s) queued (")
+    r = run_module(lsyncd_info.main, dict(config=lab["config"], wait_for="idle", wait=0))
+    assert r["condition_met"] is False and "(0s waited)" in r["msg"]
+
+
+def test_wait_for_idle_on_an_idle_report_returns_at_once(lab):
+    lab["put"]("lsyncd-2.2.3-status-idle.txt")
+    r = run_module(lsyncd_info.main, dict(config=lab["config"], wait_for="idle", wait=30))
+    assert r["condition_met"] and r["msg"] == "lsyncd: queue empty; 0 event(s) queued"
+
+
+def test_negative_wait_is_refused(lab):
+    r = fail_module(lsyncd_info.main, dict(config=lab["config"], wait_for="idle", wait=-1))
+    assert r["msg"].startswith("wait: ")

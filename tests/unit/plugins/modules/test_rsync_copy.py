@@ -4,6 +4,7 @@ between local directories and to a real rsync daemon on 127.0.0.1 (ephemeral por
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import socket
@@ -410,10 +411,15 @@ def test_push_to_daemon_writes_progress(dirs, daemon):
     assert result["rsync_rc"] == 0 and result["changed"]
     assert listing(module_dir) == listing(src)
     assert "--contimeout=30" in result["workers"][0]["cmd"]
-    text = progress.read_text()
-    assert " start copying %s to %s" % (src, url) in text
-    assert " all " in text and "xfr#" in text
-    assert " done rc=0 " in text
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert lines[0]["note"] == "copying %s to %s with 1 rsync process(es)" % (src, url)
+    assert lines[0]["bytes_done"] == 0 and not lines[0]["final"]
+    last = lines[-1]
+    assert last["final"] and last["outcome"] == "done"
+    assert last["bytes_done"] == result["stats"]["bytes_transferred"] > 0
+    # The scan beside the copy found what rsync copied: the whole tree's file bytes.
+    assert last["bytes_total"] == sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    assert last["percent"] == 100 and "(100%)" in last["text"] and "done in" in last["text"]
 
 
 def test_daemon_unreachable_fails_with_meaning(dirs):
