@@ -5,8 +5,10 @@ Three separate layers, as the house style asks:
 
 * ``build_command`` turns an action and its flags into an argv list, in the forms the FSR
   operations manual shows (``fsradm secondary -l r0``, ``fsradm primary r0 -f``);
-* ``Fsradm`` runs command lines through ``module.run_command``, keeps the list of commands that
-  change something (or, in check mode, would run) and turns a non-zero exit into ``FsradmError``;
+* ``Fsradm`` runs command lines through ``module.run_command``, keeps the list of commands run
+  that change something and turns a non-zero exit into ``FsradmError``;
+  ``read_for`` runs a command that never exits by itself (``fsradm events``, a subscription) for a
+  bounded time and then ends it;
 * ``parse_status``, ``parse_result``, ``parse_events`` and ``parse_events_json`` are pure functions
   over the text ``fsradm`` prints, tested on the manual's sample outputs.
 
@@ -17,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import shlex
+import subprocess
 import time
 
 FSRADM_ARGUMENT_SPEC = dict(
@@ -33,6 +37,16 @@ CONNECTION_STATES = ("standalone", "disconnecting", "connecting", "connected", "
 LINKED_STATES = frozenset(CONNECTION_STATES[4:])
 TOTAL_KEYS = ("diff_dir", "diff_file", "diff_bytes", "orphaned_dir", "orphaned_file", "orphaned_bytes",
               "missing_dir", "missing_file", "missing_bytes", "synced_bytes")
+
+# Seconds a subscription gets to exit after SIGTERM before it is killed.
+TERMINATE_GRACE_SECONDS = 2.0
+
+# Resource and node names: they end up in file names (``<config_dir>/<name>.json``), on fsradm's
+# command line and in its whitespace-separated status output. Letters, digits, ``_``, ``.`` and
+# ``-``, starting with a letter or digit: no ``/``, no ``..`` escape, no option-like ``-x``.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# fsradm reads ``all`` as every resource (``status all``, ``verify all``).
+RESERVED_NAMES = ("all",)
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$", re.IGNORECASE)
@@ -53,6 +67,16 @@ class FsradmError(Exception):
     @property
     def declined(self):
         return self.message.startswith("declined")
+
+
+def check_name(option, value, allow_all=False):
+    """None if ``value`` is a usable resource or node name, else a message naming ``option``."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        return ("%s=%s: expected a name of letters, digits, '_', '.' and '-' starting with a letter or digit "
+                "(at most 128 characters, no '/'), such as r0" % (option, value))
+    if value in RESERVED_NAMES and not allow_all:
+        return "%s=%s: fsradm reads %s as every resource; choose another name" % (option, value, value)
+    return None
 
 
 # --------------------------------------------------------------------------- building
@@ -148,8 +172,95 @@ class Fsradm:
             return None
         return parse_result(out)
 
-    def events(self, name):
-        return parse_events_json(self.query(self.command("events", name, json_output=True))[1])
+    def events(self, names, seconds, grace=TERMINATE_GRACE_SECONDS):
+        """Subscribe to ``fsradm events --json`` of each of ``names`` for ``seconds``; {name: events}.
+
+        The manual describes ``fsradm events`` as a subscription that streams events as they
+        happen, so it is read for a bounded time and then ended (see ``read_for``).
+        """
+        argvs = [self.command("events", name, json_output=True) for name in names]
+        out = {}
+        for name, argv, (rc, text, err) in zip(names, argvs, read_for(argvs, seconds, grace)):
+            if rc is not None and rc != 0:
+                raise FsradmError(argv, rc, text, err)
+            if rc is None:  # ended by us: an event cut off half-way is dropped
+                text = text[:text.rfind("\n") + 1]
+            out[name] = parse_events_json(text)
+        return out
+
+
+def read_for(argvs, seconds, grace=TERMINATE_GRACE_SECONDS, clock=time.monotonic):
+    """Run each command of ``argvs`` at once and read its output for at most ``seconds``.
+
+    A command still running at the deadline is ended: SIGTERM, then SIGKILL if it has not
+    exited ``grace`` seconds later. Only the processes started here are signalled, by their
+    own PID. Returns [(rc, stdout, stderr)] in the order of ``argvs``; ``rc`` is None for a
+    command that was ended, its exit status when it exited by itself.
+    """
+    env = dict(os.environ, LC_ALL="C")
+    procs = []
+    selector = selectors.DefaultSelector()
+    chunks = {}
+    try:
+        for argv in argvs:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, close_fds=True)
+            procs.append(proc)
+            for stream in (proc.stdout, proc.stderr):
+                chunks[stream] = []
+                selector.register(stream, selectors.EVENT_READ)
+        deadline = clock() + max(seconds, 0)
+        _drain(selector, chunks, deadline, clock)
+        reading = set(key.fileobj for key in selector.get_map().values())
+        for proc in procs:
+            # Both pipes closed: the process is exiting by itself, let it.
+            if proc.poll() is None and proc.stdout not in reading and proc.stderr not in reading:
+                try:
+                    proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    pass
+        ended = []
+        for proc in procs:
+            if proc.poll() is None:
+                ended.append(proc)
+                proc.terminate()
+        for proc in ended:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # The processes are gone: read what they wrote before they ended (bounded, in case a
+        # grandchild still holds a pipe open).
+        _drain(selector, chunks, clock() + grace, clock)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        selector.close()
+        for stream in chunks:
+            stream.close()
+    results = []
+    for proc in procs:
+        out = b"".join(chunks[proc.stdout]).decode("utf-8", "replace")
+        err = b"".join(chunks[proc.stderr]).decode("utf-8", "replace")
+        results.append((None if proc in ended else proc.returncode, out, err))
+    return results
+
+
+def _drain(selector, chunks, deadline, clock):
+    """Read from every registered stream until all reach end of file or ``deadline`` passes."""
+    while selector.get_map():
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return
+        for key, _events in selector.select(remaining):
+            data = os.read(key.fd, 65536)
+            if data:
+                chunks[key.fileobj].append(data)
+            else:
+                selector.unregister(key.fileobj)
 
 
 # --------------------------------------------------------------------------- parsing

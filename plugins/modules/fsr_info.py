@@ -12,7 +12,10 @@ description:
     all resources that are up, the local role, file state, pending count and file lock, and per
     peer node its connection state, the peer's own connection state, role, file state and the
     times replication started and the last synchronisation ended.
-  - With O(events=true) also returns the resource's event history from C(fsradm events --json).
+  - With O(events=true) also subscribes to C(fsradm events --json) for O(events_seconds) and
+    returns the events read. The manual describes C(fsradm events) as a subscription that keeps
+    streaming, so the module ends it after that time (SIGTERM, and SIGKILL when it has not exited
+    two seconds later); nothing is left running.
   - With O(verify_result=true) also returns the last C(fsradm verify) result from C(fsradm result), in
     the report shape of M(nodowntime.storage.tree_verify), so a gate or a report reads FSR's check and an
     rsync migration's check alike.
@@ -22,25 +25,33 @@ author:
 extends_documentation_fragment:
   - nodowntime.storage.attributes
   - nodowntime.storage.attributes.info_module
+  - nodowntime.storage.fsradm
 options:
   name:
-    description: The resource to report. Omit to report every resource that is up on this node.
+    description:
+      - The resource to report. Omit to report every resource that is up on this node.
+      - Letters, digits, V(_), V(.) and V(-), starting with a letter or a digit; not V(all).
     type: str
     aliases: [resource]
   events:
     description:
-      - Also return RV(resources.events) from C(fsradm events --json NAME) for each reported resource.
+      - Also return RV(resources.events), read from C(fsradm events --json NAME) for each reported
+        resource (all at once) during O(events_seconds).
     type: bool
     default: false
+  events_seconds:
+    description:
+      - How long to read the event subscription of O(events=true), in seconds, before ending it.
+        The task takes that much longer.
+      - Events that happen during that time are returned too, so a longer time shows a state
+        change in progress.
+    type: float
+    default: 2.0
   verify_result:
     description:
       - Also return RV(resources.verify) from C(fsradm result NAME) for each reported resource.
     type: bool
     default: false
-  fsradm_path:
-    description: The fsradm command, a name looked up on C(PATH) or an absolute path.
-    type: str
-    default: fsradm
 notes:
   - A resource that is down on this node is not listed by fsradm; RV(exists) is then false.
 seealso:
@@ -65,6 +76,13 @@ EXAMPLES = r"""
   until: fsr.resources.r0.peers.new.file == 'up_to_date'
   retries: 30
   delay: 2
+
+- name: Watch the events of r0 for three seconds
+  nodowntime.storage.fsr_info:
+    name: r0
+    events: true
+    events_seconds: 3
+  register: fsr_events
 """
 
 RETURN = r"""
@@ -125,7 +143,9 @@ resources:
           description: When replication with the peer started, or null.
           type: str
     events:
-      description: Events from C(fsradm events --json), each with C(type), C(timestamp) and C(data).
+      description:
+        - Events read from C(fsradm events --json) during O(events_seconds), each with C(type),
+          C(timestamp) and C(data), in the order fsradm printed them.
       type: list
       elements: dict
       returned: when O(events=true)
@@ -159,7 +179,7 @@ resources:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodowntime.storage.plugins.module_utils._fsradm import (
-    FSRADM_ARGUMENT_SPEC, Fsradm, FsradmError, find_fsradm)
+    FSRADM_ARGUMENT_SPEC, Fsradm, FsradmError, check_name, display_command, find_fsradm)
 from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import from_fsr_result
 
 
@@ -167,23 +187,32 @@ def main():
     spec = dict(
         name=dict(type="str", aliases=["resource"]),
         events=dict(type="bool", default=False),
+        events_seconds=dict(type="float", default=2.0),
         verify_result=dict(type="bool", default=False),
     )
     spec.update(FSRADM_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     name = module.params["name"]
+    if name is not None:
+        problem = check_name("name", name)
+        if problem:
+            module.fail_json(msg=problem)
+    if not module.params["events_seconds"] > 0:
+        module.fail_json(msg="events_seconds=%s: expected a number of seconds greater than 0"
+                             % module.params["events_seconds"])
     fsr = Fsradm(module, find_fsradm(module, module.params["fsradm_path"]))
     try:
         resources = {r["name"]: r for r in fsr.status() if name is None or r["name"] == name}
-        if module.params["events"]:
-            for res in resources.values():
-                res["events"] = fsr.events(res["name"])
+        if module.params["events"] and resources:
+            events = fsr.events(sorted(resources), module.params["events_seconds"])
+            for res_name, res in resources.items():
+                res["events"] = events[res_name]
         if module.params["verify_result"]:
             for res in resources.values():
                 result = fsr.result(res["name"])
                 res["verify"] = None if result is None else from_fsr_result(result)
     except FsradmError as e:
-        module.fail_json(msg="%s failed: %s" % (" ".join(["fsradm"] + e.argv[1:]), e.message),
+        module.fail_json(msg="%s failed: %s" % (display_command(e.argv), e.message),
                          rc=e.rc, stdout=e.stdout, stderr=e.stderr)
     except ValueError as e:
         module.fail_json(msg="cannot parse the JSON output of fsradm: %s" % e)

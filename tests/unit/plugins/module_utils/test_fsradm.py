@@ -8,6 +8,8 @@ layout reconstructed (resource line, indented peer lines). Both must parse ident
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import pytest
 
@@ -203,3 +205,83 @@ def test_describe_names_the_state_seen():
     text = _fsradm.describe(r0)
     assert "role primary" in text and "peer node2: repl_source/repl_target" in text
     assert _fsradm.describe(None) == "resource not up"
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+def child(tmp_path, body):
+    """argv of a Python child that writes its PID to a file first, then runs ``body``."""
+    pidfile = tmp_path / ("pid-%d" % len(list(tmp_path.iterdir())))
+    code = "import os, signal, sys, time\nopen(%r, 'w').write(str(os.getpid()))\n%s" % (str(pidfile), body)
+    return [sys.executable, "-c", code], pidfile
+
+
+def gone(pidfile):
+    try:
+        os.kill(int(pidfile.read_text()), 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+STREAM = "while True:\n    print('event', flush=True)\n    time.sleep(0.05)\n"
+
+
+def test_read_for_ends_a_stream_at_the_deadline(tmp_path):
+    argv, pidfile = child(tmp_path, STREAM)
+    started = time.monotonic()
+    ((rc, out, err),) = _fsradm.read_for([argv], 0.5, grace=2)
+    assert 0.5 <= time.monotonic() - started < 2.0
+    assert rc is None and out.count("event\n") >= 3 and err == ""
+    assert gone(pidfile)
+
+
+def test_read_for_kills_what_ignores_sigterm(tmp_path):
+    argv, pidfile = child(tmp_path, "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + STREAM)
+    started = time.monotonic()
+    ((rc, out, _err),) = _fsradm.read_for([argv], 0.3, grace=0.5)
+    assert 0.8 <= time.monotonic() - started < 3.0
+    assert rc is None and "event" in out
+    assert gone(pidfile)
+
+
+def test_read_for_reads_several_at_once_and_returns_early_when_all_exit(tmp_path):
+    quick, quick_pid = child(tmp_path, "print('bye'); sys.stderr.write('oops'); sys.exit(3)\n")
+    quick2, quick2_pid = child(tmp_path, "print('ok')\n")
+    started = time.monotonic()
+    results = _fsradm.read_for([quick, quick2], 10)
+    assert time.monotonic() - started < 5
+    assert results == [(3, "bye\n", "oops"), (0, "ok\n", "")]
+    assert gone(quick_pid) and gone(quick2_pid)
+
+
+def test_events_drops_an_event_cut_off_by_the_end(tmp_path, monkeypatch):
+    body = ("sys.stdout.write('{\"type\":\"rpc\",\"datas\":{\"state\":\"connected\"}}\\n{\"type\":\"ro')\n"
+            "sys.stdout.flush()\ntime.sleep(60)\n")
+    argv, pidfile = child(tmp_path, body)
+    fsr = _fsradm.Fsradm(None, "fsradm")
+    monkeypatch.setattr(fsr, "command", lambda *a, **k: argv)
+    expected = [{"type": "rpc", "timestamp": None, "data": {"state": "connected"}}]
+    assert fsr.events(["r0"], 0.5, grace=1) == {"r0": expected}
+    assert gone(pidfile)
+
+
+def test_events_that_fail_raise_fsradm_error(tmp_path, monkeypatch):
+    argv, _pidfile = child(tmp_path, "sys.stderr.write('r0: no such resource'); sys.exit(1)\n")
+    fsr = _fsradm.Fsradm(None, "fsradm")
+    monkeypatch.setattr(fsr, "command", lambda *a, **k: argv)
+    with pytest.raises(_fsradm.FsradmError) as e:
+        fsr.events(["r0"], 5)
+    assert e.value.rc == 1 and e.value.message == "r0: no such resource"
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("r0", True), ("db-1.main_2", True), ("all", False), ("../r0", False), ("/r0", False), ("-f", False),
+    (".r0", False), ("r 0", False), ("", False), ("r" * 128, True), ("r" * 129, False),
+])
+def test_check_name(name, ok):
+    problem = _fsradm.check_name("name", name)
+    assert (problem is None) is ok, problem
+    if not ok:
+        assert problem.startswith("name=%s: " % name)
+    assert _fsradm.check_name("verify_peer", "all", allow_all=True) is None

@@ -10,14 +10,16 @@ import pytest
 
 from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import TOTAL_KEYS
 from ansible_collections.nodowntime.storage.plugins.modules import fsr_info, fsr_resource
+from ansible_collections.nodowntime.storage.tests.fsr_simulator.lab import Lab
 
-from .fsr_sim import SIMULATOR, Lab
 from .utils import fail_module, run_module
 
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    return Lab(tmp_path, monkeypatch)
+    lab = Lab(tmp_path, monkeypatch)
+    yield lab
+    lab.kill_leftovers()
 
 
 def up(lab, node, **kwargs):
@@ -337,7 +339,7 @@ def test_target_that_lost_its_source_is_outdated(lab):
     promoted(lab)
     # The replication link breaks while a is primary (fsradm disconnect, as an operator would).
     lab.on("a")
-    subprocess.run([SIMULATOR, "disconnect", "r0", "b"], check=True, capture_output=True)
+    subprocess.run([lab.fsradm, "disconnect", "r0", "b"], check=True, capture_output=True)
     seen = info(lab, "b")
     assert seen["file"] == "outdated" and seen["peers"]["a"]["state"] == "connecting"
     # A failover to a target that is not up to date is refused.
@@ -354,3 +356,92 @@ def test_target_that_lost_its_source_is_outdated(lab):
     res = run_module(fsr_resource.main, lab.args(wait_for="up_to_date"))
     assert res["status"]["peers"]["a"]["state"] == "repl_target"
     assert (lab.data("b") / "while-disconnected.txt").read_text() == "a\n"
+
+
+# ---- names that would become paths outside config_dir ---------------------------------------
+
+def files_under(root):
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if os.path.basename(dirpath) == "state" or "/state/" in dirpath + "/":
+            continue
+        for fn in files:
+            full = os.path.join(dirpath, fn)
+            if fn != "fsradm-calls.log":
+                with open(full, "rb") as f:
+                    out[os.path.relpath(full, root)] = f.read()
+    return out
+
+
+@pytest.mark.parametrize("state", ["up", "down", "absent"])
+@pytest.mark.parametrize("name", ["../outside", "sub/../../outside", "ABSOLUTE", "..", ".hidden", "-f", "r 0", "all"])
+def test_name_that_is_not_a_plain_name_is_refused_before_anything_is_touched(lab, name, state):
+    lab.on("a")
+    if name == "ABSOLUTE":
+        name = str(lab.root / "etc" / "outside")
+    victim = lab.root / "etc" / "outside.json"
+    victim.write_text('{"not": "ours"}\n')
+    before = files_under(str(lab.root))
+    args = lab.args(name=name, state=state, nodes=lab.node_list())
+    if state == "absent":
+        del args["nodes"]
+    for check in (True, False):
+        res = fail_module(fsr_resource.main, args, check_mode=check)
+        assert res["msg"].startswith("name=%s: " % name), res["msg"]
+        assert not res.get("changed")
+    assert files_under(str(lab.root)) == before, "nothing written or deleted"
+    assert lab.calls() == [], "no fsradm command run"
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("nodes", "../b", "nodes[1].name=../b"),
+    ("nodes", "b c", "nodes[1].name=b c"),
+    ("verify_peer", "../b", "verify_peer=../b"),
+    ("verify_peer", "-f", "verify_peer=-f"),
+])
+def test_node_names_are_checked_too(lab, option, value, words):
+    lab.on("a")
+    nodes = lab.node_list()
+    args = lab.args(state="down", nodes=nodes)
+    if option == "nodes":
+        nodes[1]["name"] = value
+    else:
+        args.update(state="up", verify=True, verify_peer=value)
+    res = fail_module(fsr_resource.main, args)
+    assert res["msg"].startswith(words), res["msg"]
+    assert not os.path.exists(os.path.join(lab.config_dir("a"), "r0.json"))
+    assert lab.calls() == []
+
+
+# ---- switchover: never demote the source while no peer can take over ------------------------
+
+def test_switchover_refused_while_the_target_is_not_up_to_date(lab, monkeypatch):
+    monkeypatch.setenv("FSRSIM_SYNC_SECONDS", "8")  # b stays a synchronisation target meanwhile
+    bring_up_both(lab)
+    (lab.data("a") / "data.txt").write_text("data\n")
+    up(lab, "a", role="primary", force=True)
+    lab.on("a")
+    calls = len(lab.calls())
+    for check in (True, False):
+        res = fail_module(fsr_resource.main, lab.args(role="secondary", lock=True), check_mode=check)
+        assert res["msg"].startswith("refusing to demote r0: no peer is up_to_date"), res["msg"]
+        assert "peer b: sync_source" in res["msg"] and "force=true" in res["msg"]
+        assert res["commands"] == []
+    assert not any(" secondary " in c or c.endswith(" secondary") for c in lab.calls()[calls:])
+    assert info(lab, "a")["role"] == "primary", "the source is still primary"
+
+    # The override: demote anyway (the operator accepts a resource without primary).
+    lab.on("a")
+    res = run_module(fsr_resource.main, lab.args(role="secondary", lock=True, force=True))
+    assert res["changed"] and res["commands"] == ["fsradm secondary -l r0"]
+    assert res["status"]["role"] == "secondary"
+
+
+def test_switchover_refused_while_the_target_is_disconnected(lab):
+    promoted(lab)
+    lab.on("b")
+    run_module(fsr_resource.main, lab.args(state="down"))
+    lab.on("a")
+    res = fail_module(fsr_resource.main, lab.args(role="secondary"))
+    assert "refusing to demote r0" in res["msg"] and "peer b: connecting" in res["msg"]
+    assert info(lab, "a")["role"] == "primary"
