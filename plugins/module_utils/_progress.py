@@ -26,7 +26,7 @@ def human_bytes(count):
     """``1.5 GiB`` for 1610612736; exact bytes below 1 KiB."""
     value = float(count)
     for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
+        if abs(round(value, 1)) < 1024 or unit == _UNITS[-1]:
             return "%d %s" % (value, unit) if unit == "B" else "%.1f %s" % (value, unit)
         value /= 1024
     return "%d B" % count  # not reached
@@ -80,16 +80,28 @@ def describe(snap, label=""):
 
 
 class RateMeter:
-    """The rate of a growing count over the last RATE_WINDOW seconds."""
+    """The rate of a growing count over the last RATE_WINDOW seconds.
 
-    def __init__(self, window=RATE_WINDOW):
+    Keeps at most one sample per ``resolution`` seconds (the latest value wins), so a step that
+    reports thousands of times a second holds a few dozen samples, not millions.
+    """
+
+    def __init__(self, window=RATE_WINDOW, resolution=1.0):
         self.window = window
+        self.resolution = resolution
         self.samples = []
 
     def add(self, when, value):
-        self.samples.append((when, value))
+        if len(self.samples) >= 2 and when - self.samples[-2][0] < self.resolution:
+            self.samples[-1] = (when, value)
+        else:
+            self.samples.append((when, value))
         while len(self.samples) > 2 and when - self.samples[1][0] >= self.window:
             self.samples.pop(0)
+
+    def reset(self):
+        """Start measuring afresh (a new phase of the step counts other things)."""
+        self.samples = []
 
     def rate(self):
         if len(self.samples) < 2:
@@ -118,6 +130,9 @@ def snapshot(started, now, bytes_done=None, bytes_total=None, files_done=None, f
     percent = None
     if total and done is not None:
         percent = min(100, int(100.0 * done / total))
+    if final and outcome in (None, "done"):
+        # A copy that found most of the tree already there transfers a fraction of its bytes.
+        percent = 100
     snap["percent"] = percent
     eta = None
     unit_done = bytes_done if rate_unit == "bytes" else files_done
@@ -176,6 +191,11 @@ class ProgressFile:
             self.last_write = now
             self.last = snap
             return snap
+
+    def restart_rate(self):
+        """The next phase of the step counts other things: measure its rate from now on."""
+        with self.lock:
+            self.meter.reset()
 
     def finish(self, outcome="done", **counts):
         snap = self.update(final=True, outcome=outcome, **counts)

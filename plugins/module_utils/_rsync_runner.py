@@ -190,7 +190,9 @@ class Progress:
 
     def _scan(self, src, exclude):
         try:
-            self.totals = scan_totals(src, exclude)
+            entries, size = scan_totals(src, exclude)
+            # rsync counts the tree's root ("."), the scan what is below it.
+            self.totals = (entries + 1, size)
         except OSError:
             self.totals = None  # the copy reports the error; progress goes on without totals
 

@@ -21,10 +21,18 @@ Passes:
 rsync escapes every byte that is not printable ASCII in names (``\\#ooo``, LC_ALL=C), so one
 line is one entry whatever the name holds; ``display`` turns the raw bytes into an exact,
 reversible text.
+
+With a progress file, every pass also runs with ``--info=progress2``: rsync then prints, between
+the entry lines, how many entries of its file list it has compared (``to-chk=M/T``, or
+``ir-chk`` while the list still grows), each update ended by a carriage return. The output is
+split at carriage returns as well as at newlines so these are read as they come (a name never
+holds either: rsync escapes every control character but the tab), and ``VerifyProgress`` turns
+them into progress lines (see ``_progress``).
 """
 from __future__ import annotations
 
 import collections
+import math
 import os
 import re
 import stat
@@ -33,7 +41,8 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync
+from ansible_collections.nodowntime.storage.plugins.module_utils import _progress, _rsync
+from ansible_collections.nodowntime.storage.plugins.module_utils._rsync_runner import scan_totals
 from ansible_collections.nodowntime.storage.plugins.module_utils._tree_report import (
     Tally, is_clean, utc_now)
 
@@ -110,15 +119,20 @@ def _dir(path):
     return path if path.endswith("/") else path + "/"
 
 
-def tree_argv(rsync, compare, connection, excludes, source, target):
+# rsync reports how far it is, between the entry lines (only with a progress file).
+PROGRESS_OPTION = "--info=progress2"
+
+
+def tree_argv(rsync, compare, connection, excludes, source, target, progress=False):
     """Pass 1: the whole tree. ``--ignore-errors`` keeps rsync listing deletions after a read
     error (it would skip them silently otherwise); a read error still fails the verify."""
     return ([rsync, "--dry-run", "--recursive", "--delete", "--ignore-errors"] + compare
             + ["--exclude=%s" % pattern for pattern in excludes]
-            + [OUT_FORMAT, "--stats", "--no-human-readable"] + connection + [_dir(source), _dir(target)])
+            + [OUT_FORMAT, "--stats", "--no-human-readable"] + ([PROGRESS_OPTION] if progress else [])
+            + connection + [_dir(source), _dir(target)])
 
 
-def list_argv(rsync, compare, connection, excludes, list_file, sender, receiver):
+def list_argv(rsync, compare, connection, excludes, list_file, sender, receiver, progress=False):
     """Passes 2 and 3: only the names in ``list_file`` (NUL-separated), each on its own.
 
     ``--force`` lets the dry run replace a non-empty directory by a file (a type change) instead
@@ -127,7 +141,8 @@ def list_argv(rsync, compare, connection, excludes, list_file, sender, receiver)
     return ([rsync, "--dry-run", "--files-from=%s" % list_file, "--from0", "--force",
              "--ignore-missing-args"] + compare
             + ["--exclude=%s" % pattern for pattern in excludes]
-            + [OUT_FORMAT, "--no-human-readable"] + connection + [_dir(sender), _dir(receiver)])
+            + [OUT_FORMAT, "--no-human-readable"] + ([PROGRESS_OPTION] if progress else [])
+            + connection + [_dir(sender), _dir(receiver)])
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -197,8 +212,37 @@ def parse_line(line):
     return Item("different", entry, size, name, tuple(differs))
 
 
+_LINE_END_RE = re.compile(rb"[\r\n]")
+
+
+def split_lines(chunks, on_line):
+    """Hand each line of a stream of byte ``chunks`` to ``on_line`` as soon as it is complete.
+
+    A line ends at a newline or at a carriage return (rsync ends its progress updates with one);
+    empty lines are left out. What follows the last line end is handed over at the end.
+    """
+    rest = b""
+    for chunk in chunks:
+        parts = _LINE_END_RE.split(rest + chunk)
+        rest = parts.pop()
+        for part in parts:
+            if part:
+                on_line(part)
+    if rest:
+        on_line(rest)
+
+
+def _chunks(stream):
+    while True:
+        chunk = os.read(stream.fileno(), 65536)
+        if not chunk:
+            return
+        yield chunk
+
+
 def run_streaming(argv, on_line):
-    """Run ``argv`` (LC_ALL=C, no stdin), handing each stdout line to ``on_line`` as it comes.
+    """Run ``argv`` (LC_ALL=C, no stdin), handing each stdout line to ``on_line`` as it comes
+    (see ``split_lines``).
 
     Returns ``(rc, stderr)``. stderr is drained by a thread so rsync never blocks on it.
     """
@@ -209,12 +253,124 @@ def run_streaming(argv, on_line):
     reader.daemon = True
     reader.start()
     try:
-        for line in process.stdout:
-            on_line(line.rstrip(b"\n"))
+        split_lines(_chunks(process.stdout), on_line)
     finally:
         rc = process.wait()
         reader.join()
     return rc, b"".join(errors).decode("utf-8", "replace")
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+# "(xfr#3, to-chk=88/100)": 100 entries in the list, 88 not compared yet; ir-chk while the list
+# still grows (incremental recursion), when 100 is only what is listed so far.
+_CHECKED_RE = re.compile(r"(to|ir)-chk=(\d+)/(\d+)")
+
+
+def parse_checked(detail):
+    """``(done, total, final)`` of a progress2 line's detail, or None: entries compared so far, of
+    how many listed, and whether the list is complete (to-chk) or still grows (ir-chk)."""
+    match = _CHECKED_RE.search(detail or "")
+    if not match:
+        return None
+    left, listed = int(match.group(2)), int(match.group(3))
+    return listed - left, listed, match.group(1) == "to"
+
+
+class VerifyProgress:
+    """The verify's progress: entries compared so far, of how many, in one line per interval.
+
+    The counts are rsync's own (``--info=progress2``) for the pass that runs. rsync knows how
+    many entries the whole tree holds only once it has listed all of it, which on a large tree
+    with incremental recursion is near the end of the first pass; until then the total comes
+    from a count of the source tree made beside the comparison (a walk of its directories, the
+    scan ``rsync_copy`` makes for its totals), so that the percent and the time left appear
+    early. The passes over the differences (the recheck after ``settle``, the entries only on
+    the target) count against the length of their own list. Bytes are not reported: a dry run
+    transfers none, and rsync does not say how much of a file it has read at depth checksum.
+    """
+
+    def __init__(self, path, interval=5.0, source=None, excludes=(), clock=time.time):
+        self.file = _progress.ProgressFile(path, interval, what="verify", clock=clock)
+        self.enabled = self.file.handle is not None
+        self.scanned = None  # entries of the source tree, the root included, once counted
+        self.label = None
+        self.done = 0
+        self.listed = None  # the pass's total once rsync knows it (to-chk)
+        self.expected = None  # the pass's total known beforehand (a list pass)
+        self.note = ""
+        self.fed = None  # when the rate meter last got a count
+        if source:
+            self.count(source, excludes)
+
+    def count(self, source, excludes=()):
+        """Count the entries of the source tree in a thread of its own (only with a progress file)."""
+        if self.enabled:
+            scanner = threading.Thread(target=self._scan, args=(source, list(excludes)))
+            scanner.daemon = True
+            scanner.start()
+
+    def _scan(self, source, excludes):
+        try:
+            # rsync counts the tree's root ("."); the scan counts what is below it.
+            self.scanned = scan_totals(source, excludes)[0] + 1
+        except OSError:
+            self.scanned = None  # the comparison reports the error; progress goes on without a total
+
+    def begin(self, label, note, expected=None):
+        """A pass starts: its counts start from 0 (and so does the rate)."""
+        self.label, self.note, self.expected = label, note, expected
+        self.done, self.listed, self.fed = 0, None, None
+        self.file.restart_rate()
+        self._emit(force=True)
+
+    def rsync_line(self, parsed):
+        """One ``_rsync.parse_progress`` result of the pass that runs."""
+        checked = parse_checked(parsed["detail"])
+        if checked is None:
+            return
+        done, listed, final = checked
+        self.done = max(self.done, done)
+        if final:
+            self.listed = listed
+        # rsync reports once per directory: on a tree of many small directories that is thousands
+        # of times a second, more than the rate needs (the counts are kept all the same).
+        now = self.file.clock()
+        if self.fed is not None and now - self.fed < min(self.file.interval, 0.5):
+            return
+        self.fed = now
+        self._emit()
+
+    def _total(self):
+        if self.listed is not None:
+            return self.listed
+        if self.label == "tree":
+            return self.scanned
+        return self.expected
+
+    def _emit(self, force=False):
+        total = self._total()
+        note = self.note
+        if total is None and self.label == "tree":
+            note += ", counting the source"
+        self.file.update(files_done=self.done, files_total=total, note=note, force=force)
+
+    def waiting(self, note):
+        """A line now, with the counts as they are, while the verify sleeps (no rate: nothing runs)."""
+        self.note = note
+        self.file.restart_rate()
+        self._emit(force=True)
+
+    def finish(self, outcome, entries=None, note=""):
+        self.file.finish(outcome=outcome, files_done=entries, files_total=entries, note=note)
+
+
+def outcome(report):
+    """``clean`` or ``N lasting differences`` for the last progress line."""
+    if report["clean"]:
+        return "clean"
+    count = sum(report["totals"][key] for key in report["totals"] if not key.endswith("_bytes"))
+    return "%d lasting difference%s" % (count, "" if count == 1 else "s")
 
 
 # -- the verify --------------------------------------------------------------------------------
@@ -223,7 +379,7 @@ class TreeVerify:
     """One verify of ``source`` (local) against ``target``; ``run()`` returns the report."""
 
     def __init__(self, rsync, source, target, compare, connection, excludes=(), limit=100, settle=0,
-                 workdir=None, runner=run_streaming, sleep=time.sleep):
+                 workdir=None, runner=run_streaming, sleep=time.sleep, progress=None):
         self.rsync = rsync
         self.source = source
         self.target = target
@@ -237,6 +393,8 @@ class TreeVerify:
         self.sleep = sleep
         self.vanished = 0
         self.passes = []
+        # Without a progress file every progress call does nothing and rsync runs as it always did.
+        self.progress = progress or VerifyProgress(None)
 
     def _lstat_ctime(self, name):
         try:
@@ -287,8 +445,16 @@ class TreeVerify:
 
     def _run(self, label, argv, on_item, other=None):
         started = time.time()
+        watch = self.progress.enabled
 
         def on_line(line):
+            if watch and line[:1] == b" ":
+                # A progress2 update: right-aligned, so it starts with a space; an entry line
+                # starts with its itemized code and rsync's other lines with a word.
+                parsed = _rsync.parse_progress(line.decode("ascii", "replace"))
+                if parsed is not None:
+                    self.progress.rsync_line(parsed)
+                    return
             item = parse_line(line)
             if item is not None:
                 on_item(item)
@@ -304,7 +470,24 @@ class TreeVerify:
         return stderr
 
     def run(self):
+        """Compare the trees; returns the report. The progress file ends with a last line either way."""
+        try:
+            report = self._compare()
+        except VerifyError as e:
+            self.progress.finish("failed", note=(str(e).splitlines() or [""])[0][:300])
+            raise
+        except BaseException:
+            self.progress.finish("failed")
+            raise
+        in_flight = sum(report["in_flight"]["totals"][key] for key in report["in_flight"]["totals"]
+                        if not key.endswith("_bytes"))
+        self.progress.finish(outcome(report), entries=report["entries_checked"],
+                             note="%d in flight" % in_flight if in_flight else "")
+        return report
+
+    def _compare(self):
         started, clock = utc_now(), time.time()
+        watch = self.progress.enabled
         final = Tally(self.limit)
         in_flight = Tally(self.limit)
         tail = collections.deque(maxlen=40)
@@ -327,15 +510,16 @@ class TreeVerify:
                     else:
                         _add(final, item)
 
+                self.progress.begin("tree", "pass 1: the whole tree")
                 self._run("tree", tree_argv(self.rsync, self.compare, self.connection, self.excludes,
-                                            self.source, self.target), first_pass, tail.append)
+                                            self.source, self.target, progress=watch), first_pass, tail.append)
             for line in tail:
                 if line.startswith(b"created directory "):
                     raise VerifyError("target", "%s does not exist (rsync would create it)" % self.target)
             stats = _rsync.parse_stats(b"\n".join(tail).decode("ascii", "replace"))
 
             if self.settle > 0 and (pending or orphan_count):
-                self.sleep(self.settle)
+                self._settle(len(pending) + orphan_count)
             if pending:
                 # Every pending name with other names, not only those rsync already called split:
                 # a second name that was missing at first may have arrived as a file of its own.
@@ -362,8 +546,10 @@ class TreeVerify:
                     still.add(item.name)
                     _add(final, item)
 
+                self.progress.begin("recheck", "pass 2: the %d difference%s again, after %s s" % (
+                    len(pending), "" if len(pending) == 1 else "s", self.settle), expected=len(pending) + len(partners))
                 self._run("recheck", list_argv(self.rsync, self.compare, self.connection, self.excludes,
-                                               recheck_path, self.source, self.target), second_pass)
+                                               recheck_path, self.source, self.target, progress=watch), second_pass)
                 for name, (item, dummy) in pending.items():
                     if name not in still:
                         _add(in_flight, item)
@@ -376,8 +562,10 @@ class TreeVerify:
                         confirmed.add(item.name)
                         _add(final, item._replace(kind="orphaned"))
 
+                self.progress.begin("orphans", "pass 3: the %d entr%s only on the target" % (
+                    orphan_count, "y" if orphan_count == 1 else "ies"), expected=orphan_count)
                 self._run("orphans", list_argv(self.rsync, self.compare, self.connection, self.excludes,
-                                               orphans_path, self.target, self.source), orphan_pass)
+                                               orphans_path, self.target, self.source, progress=watch), orphan_pass)
                 if len(confirmed) < orphan_count:
                     with open(orphans_path, "rb") as orphans:
                         for raw in orphans.read().split(b"\0")[:-1]:
@@ -400,6 +588,19 @@ class TreeVerify:
         report["clean"] = is_clean(final.totals)
         report["in_flight"] = in_flight.as_dict()
         return report
+
+    def _settle(self, count):
+        """Wait ``settle`` seconds, with a progress line every interval that says so."""
+        if not self.progress.enabled:
+            self.sleep(self.settle)
+            return
+        left = float(self.settle)
+        step = max(1.0, self.progress.file.interval)
+        while left > 0:
+            self.progress.waiting("settling: %d difference%s checked again in %s" % (
+                count, "" if count == 1 else "s", _progress.human_duration(math.ceil(left))))
+            self.sleep(min(step, left))
+            left -= step
 
 
 def _add(tally, item):

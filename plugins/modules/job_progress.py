@@ -57,6 +57,7 @@ options:
         takes it from the connection's shell settings (C(async_dir), C(ANSIBLE_ASYNC_DIR)) as
         M(ansible.builtin.async_status) does; set it only to override that.
     type: path
+    default: ~/.ansible_async
 notes:
   - C(break_when) needs ansible-core 2.18 or later.
 seealso:
@@ -125,7 +126,17 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nodowntime.storage.plugins.module_utils import _progress
 
 # Keys of the async wrapper's own bookkeeping, not the job's result.
-_JOB_KEYS = ("started", "finished", "results_file", "ansible_job_id", "invocation", "_ansible_suppress_tmpdir_delete")
+_JOB_KEYS = ("started", "finished", "results_file", "ansible_job_id", "invocation", "_ansible_suppress_tmpdir_delete",
+             "warnings", "deprecations")
+
+
+def _messages(items):
+    """The texts of a job's warnings or deprecations: strings before ansible-core 2.19, summaries since."""
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, dict):
+            item = (item.get("event") or {}).get("msg") or item.get("msg")
+        if item:
+            yield str(item)
 
 
 def main():
@@ -144,7 +155,8 @@ def main():
     if p["wait"] < 0:
         module.fail_json(msg="wait: must not be negative, got %s" % p["wait"])
     try:
-        finished, data, snap = _progress.follow_job(p["async_dir"], p["jid"], p["progress_file"], p["wait"])
+        finished, data, snap = _progress.follow_job(p["async_dir"],
+                                                    p["jid"], p["progress_file"], p["wait"])
     except _progress.JobError as e:
         module.fail_json(msg=str(e), finished=True, ansible_job_id=p["jid"])
     line = snap["text"] if snap else "running, no progress reported yet"
@@ -154,6 +166,11 @@ def main():
         module.exit_json(**result)
 
     job = dict((k, v) for k, v in data.items() if k not in _JOB_KEYS)
+    # The job's warnings become this module's own: exit_json takes texts, not the job's summaries.
+    for text in _messages(data.get("warnings", [])):
+        module.warn(text)
+    for text in _messages(data.get("deprecations", [])):
+        module.warn("deprecated: %s" % text)
     if p["cleanup"]:
         try:
             _progress.remove_job(p["async_dir"], p["jid"])

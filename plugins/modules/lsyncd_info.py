@@ -316,9 +316,11 @@ def describe_wait(result, wait_for, waited):
     elif not result["fresh"]:
         state = "waiting for a new status report (the last is %ss old)" % int(result["status_age"])
     else:
-        starting = [s for s in result["syncs"] if not s["startup_done"]]
-        state = ("startup sync running (%d of %d syncs done), " % (len(result["syncs"]) - len(starting),
-                                                                    len(result["syncs"])) if starting else "")
+        syncs = result["syncs"]
+        starting = [s for s in syncs if not s["startup_done"]]
+        state = ""
+        if starting:
+            state = "startup sync running (%d of %d syncs done), " % (len(syncs) - len(starting), len(syncs))
         state += "%d event(s) queued" % result["pending"]
     done = condition_met(result, wait_for)
     what = "caught up" if wait_for == "startup_done" else "queue empty"

@@ -28,6 +28,12 @@ description:
     I(in flight) (for example, written on the source and not yet shipped by lsyncd) and are
     counted apart in RV(in_flight). Choose O(settle) longer than lsyncd's C(delay) plus the
     time it needs to ship a change.
+  - B(Progress.) With O(progress_file), the module appends one line every O(progress_interval)
+    seconds while it compares - the entries compared so far of how many there are, the rate
+    and the time left - and a last line when done, whose outcome is C(clean) or C(N lasting
+    differences). Each line is a JSON object whose C(text) a person reads; follow a verify
+    started with C(async) with M(nodowntime.storage.job_progress) (the C(nodowntime.storage.verify)
+    role does), or C(tail -f) the file on the host.
   - The task fails only when the comparison cannot be made (a side missing or unreadable, a
     refused connection), naming the option at fault. Differences are a result, not a failure -
     test RV(clean) or RV(totals).
@@ -104,6 +110,22 @@ options:
     description: The rsync binary on the managed host.
     type: str
     default: rsync
+  progress_file:
+    description:
+      - File to append progress lines to while the trees are compared (emptied when a run starts),
+        one JSON object a line, as M(nodowntime.storage.job_progress) reads them. Not written when
+        unset. Written in check mode too - it tells how far the run is and holds no result.
+      - The counts are rsync's own (C(--info=progress2)). rsync knows how many entries the tree
+        holds only once it has listed all of it, on a large tree near the end; until then the
+        total comes from a count of O(path) made beside the comparison (a walk of its directories;
+        it skips excluded names, but not O(excludes) patterns that contain a C(/), so the total is
+        an estimate when those are used). The passes over the differences (after O(settle), and
+        over the entries only on the target) count against their own lists.
+    type: path
+  progress_interval:
+    description: Seconds between two lines in O(progress_file).
+    type: float
+    default: 5
 notes:
   - Needs rsync 3.1 or later on the managed host and on the target host; tested with 3.2.7.
     Comparing ACLs and extended attributes needs rsync built with them on both sides (Debian's is)
@@ -112,9 +134,13 @@ notes:
     the target only, I(diff) is on both but not alike. Byte counts are the sizes of the files concerned
     (the source's for I(diff) and I(missing), the target's for I(orphaned)).
   - With O(settle), a path removed from the source between the two checks counts as in flight.
+  - Ansible shows a module's result only when it ends. For a long verify run the task with C(async)
+    and C(poll=0), then follow it with M(nodowntime.storage.job_progress); the
+    C(nodowntime.storage.verify) role does this.
 seealso:
   - module: nodowntime.storage.rsync_copy
   - module: nodowntime.storage.fsr_resource
+  - module: nodowntime.storage.job_progress
 """
 
 EXAMPLES = r"""
@@ -137,6 +163,32 @@ EXAMPLES = r"""
     target: /mnt/copy
     depth: checksum
     ignore: [acls, dir_times]
+
+- name: Start a verify of a large tree in the background
+  nodowntime.storage.tree_verify:
+    path: /srv/data
+    target: new.example.com::data
+    settle: 6
+    progress_file: /var/log/nodowntime/verify-data.progress
+  async: 86400
+  poll: 0
+  register: verify_job
+
+- name: Follow it, one line a minute (entries compared of all, rate, time left)
+  nodowntime.storage.job_progress:
+    jid: "{{ verify_job.ansible_job_id }}"
+    progress_file: /var/log/nodowntime/verify-data.progress
+    wait: 60
+    label: /srv/data -> new::data
+  register: verify_progress
+  loop: "{{ range(86400 // 60 + 2) | list }}"
+  loop_control:
+    label: "{{ verify_progress.msg | default('starting') }}"
+    break_when: verify_progress.finished | default(false)
+
+- name: Use the verify's result
+  ansible.builtin.debug:
+    msg: "{{ (verify_progress.results | last).summary }}"
 """
 
 RETURN = r"""
@@ -280,30 +332,28 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.nodowntime.storage.plugins.module_utils import _tree_report, _tree_verify
 
 
-def _check_params(module):
+def _check_params(module, fail):
     p = module.params
     if not os.path.isdir(p["path"]):
-        module.fail_json(msg="path: %s is not a directory on this host" % p["path"])
+        fail("path: %s is not a directory on this host" % p["path"])
     if not os.access(p["path"], os.R_OK | os.X_OK):
-        module.fail_json(msg="path: %s cannot be read" % p["path"])
+        fail("path: %s cannot be read" % p["path"])
     kind = _tree_verify.target_kind(p["target"])
     if kind is None:
-        module.fail_json(msg="target: %r is neither an absolute path, host::share, rsync://host/share nor host:/dir"
-                             % p["target"])
+        fail("target: %r is neither an absolute path, host::share, rsync://host/share nor host:/dir" % p["target"])
     if kind == "local" and not os.path.isdir(p["target"]):
-        module.fail_json(msg="target: %s is not a directory on this host" % p["target"])
+        fail("target: %s is not a directory on this host" % p["target"])
     if p["password_file"] and kind != "daemon":
-        module.fail_json(msg="password_file: only a daemon share (host::share) takes a password, target is %s"
-                             % p["target"])
+        fail("password_file: only a daemon share (host::share) takes a password, target is %s" % p["target"])
     if p["password_file"] and not os.access(p["password_file"], os.R_OK):
-        module.fail_json(msg="password_file: %s cannot be read" % p["password_file"])
+        fail("password_file: %s cannot be read" % p["password_file"])
     if p["rsh"] and kind != "ssh":
-        module.fail_json(msg="rsh: only a host:/dir target goes over a remote shell, target is %s" % p["target"])
+        fail("rsh: only a host:/dir target goes over a remote shell, target is %s" % p["target"])
     for name in ("limit", "io_timeout", "connect_timeout"):
         if p[name] < 0:
-            module.fail_json(msg="%s: must be 0 or more, got %d" % (name, p[name]))
+            fail("%s: must be 0 or more, got %d" % (name, p[name]))
     if p["settle"] < 0:
-        module.fail_json(msg="settle: must be 0 or more seconds, got %s" % p["settle"])
+        fail("settle: must be 0 or more seconds, got %s" % p["settle"])
     return kind
 
 
@@ -334,21 +384,39 @@ def main():
             io_timeout=dict(type="int", default=600),
             connect_timeout=dict(type="int", default=30),
             rsync_path=dict(type="str", default="rsync"),
+            progress_file=dict(type="path"),
+            progress_interval=dict(type="float", default=5),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    kind = _check_params(module)
+    if p["progress_interval"] < 0:
+        module.fail_json(msg="progress_interval: must be 0 or more seconds, got %s" % p["progress_interval"])
+    # Opened first: whoever follows the file must not take an earlier run's last line for this one's.
+    try:
+        progress = _tree_verify.VerifyProgress(p["progress_file"], p["progress_interval"])
+    except OSError as e:
+        module.fail_json(msg="progress_file: cannot write %s: %s" % (p["progress_file"], to_native(e)))
+
+    def fail(msg, **kwargs):
+        progress.finish("failed", note=msg)
+        module.fail_json(msg=msg, **kwargs)
+
+    kind = _check_params(module, fail)
     try:
         compare = _tree_verify.compare_options(p["depth"], p["ignore"])
     except ValueError as e:
-        module.fail_json(msg=to_native(e))
-    rsync = module.get_bin_path(p["rsync_path"], required=True)
+        fail(to_native(e))
+    rsync = module.get_bin_path(p["rsync_path"])
+    if rsync is None:
+        fail("rsync_path: %s is not found on this host; install rsync 3.1 or later, or set rsync_path to its path"
+             % p["rsync_path"])
+    progress.count(p["path"], p["excludes"])
     verify = _tree_verify.TreeVerify(
         rsync, p["path"], p["target"], compare,
         _tree_verify.connection_options(p["password_file"], p["rsh"], p["io_timeout"], p["connect_timeout"],
                                         daemon=kind == "daemon"),
-        excludes=p["excludes"], limit=p["limit"], settle=p["settle"], workdir=module.tmpdir)
+        excludes=p["excludes"], limit=p["limit"], settle=p["settle"], workdir=module.tmpdir, progress=progress)
     try:
         report = verify.run()
     except _tree_verify.VerifyError as e:

@@ -561,3 +561,105 @@ def test_recorded_quirks():
     assert recorded("unreadable-file")[2:] == ("", 0)
     dummy, stdout, stderr, rc = recorded("unreadable-file-attributes")
     assert [line for line in stdout if _tree_verify.parse_line(line)] == [] and (stderr, rc) == ("", 0)
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+def test_progress_option_only_with_a_progress_file():
+    compare = _tree_verify.compare_options("attributes", [])
+    plain = _tree_verify.tree_argv(RSYNC, compare, connection(), [], SRC, DST)
+    watched = _tree_verify.tree_argv(RSYNC, compare, connection(), [], SRC, DST, progress=True)
+    assert "--info=progress2" not in plain
+    # Right after the output options, before the connection's.
+    at = plain.index("--no-human-readable") + 1
+    assert watched == plain[:at] + ["--info=progress2"] + plain[at:]
+    plain = _tree_verify.list_argv(RSYNC, compare, connection(), [], "/l", SRC, DST)
+    watched = _tree_verify.list_argv(RSYNC, compare, connection(), [], "/l", SRC, DST, progress=True)
+    at = plain.index("--no-human-readable") + 1
+    assert "--info=progress2" not in plain and watched == plain[:at] + ["--info=progress2"] + plain[at:]
+
+
+def test_split_lines_ends_a_line_at_a_carriage_return_too():
+    # rsync 3.2.7's output with --info=progress2: each update ends with \r, an entry line
+    # follows a \n; the chunks end anywhere.
+    stream = (b".d..t...... 4096 ./\n\r          0   0%    0.00kB/s    0:00:00 (xfr#0, ir-chk=1001/1012)\r"
+              b"          0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=271/312)\n>f+++++++++ 2 d1/tab\there\n"
+              b"\r        202   0%  197.27kB/s    0:00:00 (xfr#2, to-chk=0/312)\n\nNumber of files: 312")
+    lines = []
+    _tree_verify.split_lines([stream[i:i + 7] for i in range(0, len(stream), 7)], lines.append)
+    assert lines == [b".d..t...... 4096 ./",
+                     b"          0   0%    0.00kB/s    0:00:00 (xfr#0, ir-chk=1001/1012)",
+                     b"          0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=271/312)",
+                     b">f+++++++++ 2 d1/tab\there",
+                     b"        202   0%  197.27kB/s    0:00:00 (xfr#2, to-chk=0/312)",
+                     b"Number of files: 312"]
+
+
+@pytest.mark.parametrize("detail,expected", [
+    ("xfr#0, to-chk=271/312", (41, 312, True)),
+    ("xfr#12, ir-chk=1001/1012", (11, 1012, False)),
+    ("", None),
+])
+def test_parse_checked(detail, expected):
+    assert _tree_verify.parse_checked(detail) == expected
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def progress_line(text):
+    from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync
+    return _rsync.parse_progress(text)
+
+
+def test_progress_total_from_the_scan_until_rsync_has_listed_the_tree(tmp_path):
+    import json
+
+    clock = Clock()
+    path = tmp_path / "verify.progress"
+    progress = _tree_verify.VerifyProgress(str(path), 0, clock=clock)
+    progress.begin("tree", "pass 1: the whole tree")
+    clock.now += 10
+    progress.rsync_line(progress_line("0   0%    0.00kB/s    0:00:00 (xfr#0, ir-chk=1000/2000)"))
+    progress.scanned = 10001  # the scan has counted the source
+    clock.now += 10
+    progress.rsync_line(progress_line("0   0%    0.00kB/s    0:00:00 (xfr#0, ir-chk=3000/5000)"))
+    clock.now += 10
+    progress.rsync_line(progress_line("0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=4000/10000)"))
+    progress.begin("orphans", "pass 3: the 4 entries only on the target", expected=4)
+    clock.now += 1
+    progress.finish("4 lasting differences", entries=10000)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["files_done"], line["files_total"], line["percent"]) for line in lines] == [
+        (0, None, None),                 # nothing counted yet
+        (1000, None, None),              # rsync's list still grows: not a total
+        (2000, 10001, 19),               # the scan's count
+        (6000, 10000, 60),               # rsync has listed the whole tree
+        (0, 4, 0),                       # a list pass counts against its list
+        (10000, 10000, 100),
+    ]
+    assert lines[1]["note"] == "pass 1: the whole tree, counting the source"
+    assert lines[3]["rate"] == 200.0 and lines[3]["eta"] == 20.0  # 6000 entries in 30 s, 4000 to go
+    assert lines[4]["rate"] is None  # a new pass measures its own rate
+    assert lines[-1]["final"] and lines[-1]["outcome"] == "4 lasting differences"
+
+
+def test_settle_writes_a_line_per_interval_without_a_rate(tmp_path):
+    import json
+
+    slept = []
+    path = tmp_path / "verify.progress"
+    progress = _tree_verify.VerifyProgress(str(path), 2)
+    tree = _tree_verify.TreeVerify(RSYNC, SRC, DST, [], [], settle=5, sleep=slept.append, progress=progress)
+    tree._settle(3)
+    progress.file.close()
+    assert slept == [2, 2, 1]
+    notes = [(json.loads(line)["note"], json.loads(line)["rate"]) for line in path.read_text().splitlines()]
+    assert notes == [("settling: 3 differences checked again in 5s", None),
+                     ("settling: 3 differences checked again in 3s", None),
+                     ("settling: 3 differences checked again in 1s", None)]

@@ -287,6 +287,8 @@ def test_nothing_changes_in_either_tree(pair, tmp_path):
     (dict(target="127.0.0.1::share", password_file="/nonexistent/password"), "password_file"),
     (dict(rsh="ssh -o BatchMode=yes"), "rsh"),
     (dict(settle=-1), "settle"),
+    (dict(progress_interval=-1), "progress_interval"),
+    (dict(progress_file="/etc/hostname/verify.progress"), "progress_file"),
     (dict(limit=-1), "limit"),
     (dict(ignore=["perms"]), "ignore"),
     (dict(ignore=["colour"]), "ignore"),
@@ -320,3 +322,88 @@ def test_second_name_that_arrives_as_a_file_of_its_own_during_settle_is_a_lastin
     # Missing at first, there by the recheck: that part was in flight.
     assert [(d["type"], d["path"]) for d in report["in_flight"]["differences"] if d["entry"] == "file"] == [
         ("missing", "same-second-name")]
+
+
+# -- the progress file ----------------------------------------------------------------------------
+
+def progress_lines(path):
+    """Every line of a progress file, each of which must be a JSON object with a text."""
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(isinstance(line["text"], str) and line["text"] for line in lines)
+    return lines
+
+
+def test_progress_file_follows_every_pass_and_ends_with_the_counts(pair, tmp_path):
+    src, dst = pair
+    write(dst / "size.txt", "size data, longer\n")
+    write(src / "missing.txt", "missing\n")
+    write(dst / "orphan.txt", "orphan\n")
+    stamp(src, dst)
+    progress = tmp_path / "log" / "verify.progress"
+    result = verify(src, dst, settle=0.2, progress_file=str(progress), progress_interval=0)
+    assert [p["label"] for p in result["passes"]] == ["tree", "recheck", "orphans"]
+    lines = progress_lines(progress)
+    assert [line["final"] for line in lines] == [False] * (len(lines) - 1) + [True]
+    last = lines[-1]
+    assert last["outcome"] == "3 lasting differences" and "3 lasting differences" in last["text"]
+    assert last["files_done"] == last["files_total"] == result["entries_checked"] == 15
+    assert last["what"] == "verify" and last["rate_unit"] == "files" and last["bytes_done"] is None
+    # rsync's own counts while the whole tree is compared, against the whole tree.
+    tree = [line for line in lines if line["note"].startswith("pass 1:") and line["files_done"]]
+    assert tree and tree[-1]["files_done"] == tree[-1]["files_total"] == 15
+    assert all(line["files_done"] <= line["files_total"] for line in tree)
+    assert [line["percent"] for line in tree] == sorted(line["percent"] for line in tree)
+    notes = [line["note"] for line in lines]
+    assert any(note.startswith("settling: 3 differences checked again") for note in notes)
+    assert any(note.startswith("pass 2: the 2 differences again") for note in notes)
+    assert any(note.startswith("pass 3: the 1 entry only on the target") for note in notes)
+
+
+def test_progress_of_a_clean_verify_in_check_mode(pair, tmp_path):
+    src, dst = pair
+    progress = tmp_path / "verify.progress"
+    progress.write_text("a line of an earlier run\n")
+    result = verify(src, dst, check_mode=True, progress_file=str(progress))
+    lines = progress_lines(progress)  # the earlier run's line is gone
+    assert result["clean"] and lines[-1]["final"] and lines[-1]["outcome"] == "clean"
+    assert lines[-1]["files_done"] == lines[-1]["files_total"] == result["entries_checked"] == 14
+    assert lines[-1]["note"] == "" and lines[-1]["text"].endswith("clean in 0s")
+
+
+def test_progress_of_a_failed_verify_says_why(pair, tmp_path):
+    src, dummy = pair
+    progress = tmp_path / "verify.progress"
+    result = fail_module(tree_verify.main, dict(path=str(src), target="rsync://127.0.0.1:1/none", connect_timeout=5,
+                                                progress_file=str(progress)))
+    last = progress_lines(progress)[-1]
+    assert last["final"] and last["outcome"] == "failed" and last["note"].startswith("target: rsync could not")
+    assert result["msg"].startswith(last["note"][:40])
+
+
+def test_without_a_progress_file_rsync_reports_no_progress(pair):
+    from ansible_collections.nodowntime.storage.plugins.module_utils import _tree_verify
+
+    seen = []
+
+    def runner(argv, on_line):
+        seen.append(argv)
+        return _tree_verify.run_streaming(argv, on_line)
+
+    src, dst = pair
+    write(dst / "orphan.txt", "orphan\n")
+    stamp(dst)
+    check = _tree_verify.TreeVerify(RSYNC, str(src), str(dst), _tree_verify.compare_options("attributes", []), [],
+                                    runner=runner)
+    assert check.run()["totals"] == totals(orphaned_file=1, orphaned_bytes=7)
+    assert len(seen) == 2 and not any("--info=progress2" in argv for argv in seen)
+
+
+def test_progress_file_of_refused_input_says_so(pair, tmp_path):
+    src, dst = pair
+    progress = tmp_path / "verify.progress"
+    progress.write_text(json.dumps(dict(text="an earlier run: clean", final=True)) + "\n")
+    result = fail_module(tree_verify.main, dict(path=str(src), target=str(dst) + "-nosuch",
+                                                progress_file=str(progress)))
+    lines = progress_lines(progress)
+    assert len(lines) == 1 and lines[0]["final"] and lines[0]["outcome"] == "failed"
+    assert lines[0]["note"] == result["msg"] == "target: %s-nosuch is not a directory on this host" % dst
