@@ -34,6 +34,9 @@ attributes:
     support: full
   diff_mode:
     support: full
+    details:
+      - Check mode goes through the same plan as a real run, including the Lua parser's check of
+        the candidate file; it stops before anything on the host changes.
 options:
   path:
     description:
@@ -385,36 +388,14 @@ diff:
       type: str
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.nodowntime.storage.plugins.module_utils._atomic_file import write_atomically
+from ansible_collections.nodowntime.storage.plugins.module_utils import _lsyncd_conf as lsyncd
 from ansible_collections.nodowntime.storage.plugins.module_utils._lsyncd import (
     RSYNC_ARGSPEC,
     SETTINGS_ARGSPEC,
     SSH_ARGSPEC,
-    ConfigFileError,
-    LsyncdConfigError,
-    apply_changes,
-    check_combination,
-    check_settings,
-    check_sync,
-    managed_syncs,
-    render_settings_block,
-    render_sync_block,
-    unmanaged_settings_lines,
 )
-from ansible_collections.nodowntime.storage.plugins.module_utils._lua import LuaRenderError
-
-LUAC = ("luac5.3", "luac5.4", "luac")
-LUA = ("lua5.3", "lua5.4", "lua")
-_LOADFILE = 'local f, err = loadfile(arg[1], "t") if not f then io.stderr:write(err, "\\n") os.exit(1) end\n'
-
-SYNC_OPTIONS = ("sync_mode", "source", "target", "host", "targetdir", "delete", "exclude", "exclude_from",
-                "delay", "max_delays", "max_processes", "init", "rsync", "ssh")
 
 
 def argument_spec():
@@ -442,115 +423,20 @@ def argument_spec():
     )
 
 
-def find_lua(module):
-    """``(kind, binary)`` of the Lua parser to use, or None."""
-    for kind, names in (("luac", LUAC), ("lua", LUA)):
-        for name in names:
-            found = module.get_bin_path(name)
-            if found:
-                return kind, found
-    return None
-
-
-def lua_checker(module, parser, shown_path):
-    """A ``validate(candidate)`` callable returning an error message or None."""
-    kind, binary = parser
-
-    def validate(candidate):
-        if kind == "luac":
-            rc, out, err = module.run_command([binary, "-p", candidate])
-        else:
-            rc, out, err = module.run_command([binary, "-", candidate], data=_LOADFILE, binary_data=True)
-        if rc != 0:
-            text = (err or out or "").strip().replace(candidate, shown_path + " (candidate)")
-            return "%s found a Lua syntax error: %s" % (os.path.basename(binary), text)
-        return None
-
-    return validate
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, add_file_common_args=True,
                            required_one_of=[("name", "settings")])
-    p = module.params
-    path = p["path"]
-    name = p["name"]
-    state = p["state"]
-
-    if name == "":
-        module.fail_json(msg="name: must not be empty", option="name")
-    try:
-        check_settings(p["settings"])
-        sync_params = None
-        if state == "present" and name is not None:
-            sync_params = dict((k, p[k]) for k in SYNC_OPTIONS)
-            sync_params["mode"] = sync_params.pop("sync_mode")
-            sync_params = check_sync(sync_params)
-            check_combination(p["settings"], sync_params)
-        settings_block = render_settings_block(p["settings"]) if p["settings"] is not None else None
-        sync_block = render_sync_block(name, sync_params) if sync_params is not None else None
-    except LsyncdConfigError as e:
-        module.fail_json(msg=to_native(e), option=e.option)
-    except LuaRenderError as e:
-        module.fail_json(msg="cannot write a value as Lua: %s" % to_native(e))
-
-    if os.path.isdir(path):
-        module.fail_json(msg="path: %s is a directory, expected the lsyncd configuration file" % path, path=path)
-    exists = os.path.exists(path)
-    before = ""
-    if exists:
-        with open(path, "rb") as f:
-            before = f.read().decode("utf-8", "surrogateescape")
-
-    try:
-        # without a name only the settings block is managed ("absent" of no block changes nothing)
-        after = apply_changes(before, name, state if name is not None else "absent",
-                              sync_block=sync_block, settings_block=settings_block)
-        syncs = managed_syncs(after)
-        if settings_block is not None:
-            for line in unmanaged_settings_lines(after):
-                module.warn("%s line %d: a settings call outside the managed block; lsyncd applies "
-                            "both, the later one wins" % (path, line))
-    except ConfigFileError as e:
-        module.fail_json(msg="%s: %s; fix or remove the nodowntime.storage markers by hand" % (path, to_native(e)), path=path)
-
-    changed = after != before and (exists or after != "")
-    result = dict(changed=changed, path=path, syncs=syncs)
+    plan = lsyncd.plan_config(module)
+    for warning in plan.warnings:
+        module.warn(warning)
+    result = dict(changed=plan.changed, path=plan.path, syncs=plan.syncs)
     if module._diff:
-        result["diff"] = dict(before=before, after=after,
-                              before_header=path if exists else "/dev/null", after_header=path)
-
-    validate = None
-    if changed and p["validate_lua"]:
-        parser = find_lua(module)
-        if parser is None:
-            module.fail_json(
-                msg="validate_lua: no Lua parser on this host (looked for %s); install lua5.4 or lua5.3, "
-                    "or set validate_lua=false to skip the syntax check" % ", ".join(LUAC + LUA), **result)
-        validate = lua_checker(module, parser, path)
-
-    if changed and module.check_mode:
-        if validate is not None:
-            fd, tmp = tempfile.mkstemp(prefix=".lsyncd_conf.", suffix=".lua", dir=module.tmpdir)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(after.encode("utf-8", "surrogateescape"))
-                problem = validate(tmp)
-            finally:
-                os.unlink(tmp)
-            if problem:
-                module.fail_json(msg="refusing to replace %s: %s" % (path, problem), **result)
-    elif changed:
-        parent = os.path.dirname(path)
-        if parent and not os.path.isdir(parent):
-            os.makedirs(parent, 0o755)
-        backup_file = write_atomically(module, path, after, validate=validate, backup=p["backup"],
-                                       mode=p["mode"], owner=p["owner"], group=p["group"])
-        if backup_file:
-            result["backup_file"] = backup_file
-
-    if exists or (changed and not module.check_mode):
-        file_args = module.load_file_common_arguments(p, path=path)
+        result["diff"] = plan.diff()
+    backup_file = lsyncd.execute(module, plan, module.check_mode, fail_extra=result)
+    if backup_file:
+        result["backup_file"] = backup_file
+    if plan.exists or (plan.changed and not module.check_mode):
+        file_args = module.load_file_common_arguments(module.params, path=plan.path)
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
     module.exit_json(**result)
 

@@ -9,10 +9,11 @@ import stat
 import pytest
 from ansible.module_utils.common.warnings import get_warning_messages
 
+from ansible_collections.nodowntime.storage.plugins.module_utils import _lsyncd_conf
 from ansible_collections.nodowntime.storage.plugins.modules import lsyncd_conf
 from .utils import fail_module, run_module
 
-HAS_LUA = any(shutil.which(n) for n in lsyncd_conf.LUAC + lsyncd_conf.LUA)
+HAS_LUA = any(shutil.which(n) for n in _lsyncd_conf.LUAC + _lsyncd_conf.LUA)
 needs_lua = pytest.mark.skipif(not HAS_LUA, reason="no Lua parser (apt install lua5.4)")
 
 HAND = "-- mine\nsync { default.rsync, source = '/srv/keep', target = 'backup::keep' }\n"
@@ -91,7 +92,8 @@ def test_hand_written_syntax_error_is_caught_before_replacing(tmp_path):
     broken = "sync { default.rsync, source = '/a' target = 'b' }\n"
     path.write_text(broken)
     r = fail_module(lsyncd_conf.main, args(tmp_path))
-    assert "refusing to replace" in r["msg"] and "syntax error" in r["msg"]
+    assert r["msg"].startswith("path=%s: refusing to replace it" % path) and "syntax error" in r["msg"]
+    assert r["option"] == "path"
     assert path.read_text() == broken
     assert [p for p in os.listdir(tmp_path) if p != "lsyncd.conf.lua"] == []  # no temp file left
     r = fail_module(lsyncd_conf.main, args(tmp_path), check_mode=True)
@@ -177,3 +179,55 @@ def test_settings_only_and_name_or_settings_required(tmp_path):
     assert not run_module(lsyncd_conf.main, dict(path=path, settings=dict(status_interval=5)))["changed"]
     r = fail_module(lsyncd_conf.main, dict(path=path))
     assert "name" in r["msg"] and "settings" in r["msg"]
+
+
+# -- one plan for check mode and the real run -----------------------------------------------
+
+@needs_lua
+def test_check_mode_and_real_run_execute_the_same_plan(tmp_path, monkeypatch):
+    plans, checked = [], []
+    real_plan = _lsyncd_conf.plan_config
+
+    def plan_config(module):
+        plans.append(real_plan(module))
+        real_validate = plans[-1].validate
+
+        def validate(candidate):
+            with open(candidate) as f:
+                checked.append(f.read())
+            return real_validate(candidate)
+
+        plans[-1].validate = validate
+        return plans[-1]
+
+    monkeypatch.setattr(_lsyncd_conf, "plan_config", plan_config)
+    a = args(tmp_path, path=str(tmp_path / "etc" / "lsyncd.conf.lua"))
+    r_check = run_module(lsyncd_conf.main, a, check_mode=True)
+    assert not os.path.exists(str(tmp_path / "etc"))
+    r_real = run_module(lsyncd_conf.main, a)
+    check_plan, real_plan_ = plans
+    assert check_plan.actions == real_plan_.actions == [
+        "create directory %s" % (tmp_path / "etc"), "write configuration file %s" % a["path"]]
+    with open(a["path"]) as f:
+        written = f.read()
+    assert checked == [written, written]  # the Lua parser saw the same candidate both times
+    assert check_plan.after == written and r_check == r_real
+    assert run_module(lsyncd_conf.main, a, check_mode=True)["changed"] is False and plans[-1].actions == []
+
+
+def test_diff_only_in_diff_mode(tmp_path):
+    a = args(tmp_path, validate_lua=False)
+    assert "diff" not in run_module(lsyncd_conf.main, a, check_mode=True)
+    assert "diff" in run_module(lsyncd_conf.main, a, check_mode=True, diff=True)
+    assert "diff" not in run_module(lsyncd_conf.main, a)
+    assert "diff" not in run_module(lsyncd_conf.main, dict(a, delay=3))
+
+
+def test_mode_and_owner_of_the_existing_file_are_kept(tmp_path):
+    a = args(tmp_path, validate_lua=False)
+    run_module(lsyncd_conf.main, a)
+    os.chmod(a["path"], 0o640)
+    os.chown(a["path"], 65534, 65534)
+    assert run_module(lsyncd_conf.main, dict(a, delay=3))["changed"]
+    st = os.stat(a["path"])
+    assert stat.S_IMODE(st.st_mode) == 0o640 and (st.st_uid, st.st_gid) == (65534, 65534)

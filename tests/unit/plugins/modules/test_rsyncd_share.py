@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.nodowntime.storage.plugins.module_utils import _rsyncd_share as share
 from ansible_collections.nodowntime.storage.plugins.modules import rsyncd_share
 
 from .utils import fail_module, run_module
@@ -64,7 +65,7 @@ def test_check_real_idempotent(env):
     assert r["share"]["read_only"] is False and r["share"]["max_connections"] == 4
     assert r["diff"][0]["before"] == EXISTING and r["diff"][0]["after"].startswith(EXISTING)
 
-    r = run_module(rsyncd_share.main, a)
+    r = run_module(rsyncd_share.main, a, diff=True)
     assert r["changed"] is True
     text = read(env["cfg"])
     assert text.startswith(EXISTING)  # everything before the new section untouched
@@ -310,3 +311,116 @@ def test_written_config_enforces_hosts_allow(env):
     assert p.returncode != 0 and b"access denied" in p.stderr.lower(), p.stderr
     run_module(rsyncd_share.main, args(env, hosts_allow=["127.0.0.1"]))
     assert _push(env, "rsync://localhost/migration/").returncode == 0
+
+
+# -- one plan for check mode and the real run -----------------------------------------------
+
+def _recording_plans(monkeypatch):
+    """Record every plan the module computes and every action the executor really carries out."""
+    plans, done = [], []
+    real_plan, real_create = share.plan_share, share.create_share_path
+    real_commit = share.StagedFile.commit
+
+    def plan_share(module):
+        plans.append(real_plan(module))
+        return plans[-1]
+
+    def create(module, path):
+        done.append("create directory %s" % path)
+        return real_create(module, path)
+
+    def commit(self, *a, **kw):
+        kind = "secrets file" if self.path.endswith(".secrets") else "configuration file"
+        done.append("write %s %s" % (kind, self.path))
+        return real_commit(self, *a, **kw)
+
+    monkeypatch.setattr(share, "plan_share", plan_share)
+    monkeypatch.setattr(share, "create_share_path", create)
+    monkeypatch.setattr(share.StagedFile, "commit", commit)
+    return plans, done
+
+
+def test_check_mode_and_real_run_execute_the_same_plan(env, monkeypatch):
+    plans, done = _recording_plans(monkeypatch)
+    missing = os.path.join(str(env["tmp"]), "new", "share")
+    a = args(env, share_path=missing, create=True, auth_users=["bob"], secrets_file=env["secrets"],
+             secrets={"bob": "pw-one"})
+    checked = run_module(rsyncd_share.main, a, check_mode=True)
+    assert done == [] and read(env["cfg"]) == EXISTING and not os.path.exists(missing)
+    real = run_module(rsyncd_share.main, a)
+    check_plan, real_plan = plans
+    assert check_plan.actions == real_plan.actions == done == [
+        "create directory %s" % missing,
+        "write secrets file %s" % env["secrets"],
+        "write configuration file %s" % env["cfg"],
+    ]
+    assert check_plan.after == real_plan.after == read(env["cfg"])  # what check mode showed is what landed
+    assert checked == real
+    done[:] = []
+    again = run_module(rsyncd_share.main, a, check_mode=True)
+    assert plans[-1].actions == [] and done == [] and again["changed"] is False
+
+
+def test_daemon_proves_the_candidate_in_both_modes(env, monkeypatch):
+    calls = []
+
+    def refuse(module, current, candidate, name, state, doc):
+        with open(candidate) as f:
+            calls.append(f.read())
+        return "the rsync daemon complains about the new configuration: unknown parameter \"frob\""
+
+    monkeypatch.setattr(share, "validate_candidate", refuse)
+    missing = os.path.join(str(env["tmp"]), "new")
+    a = args(env, share_path=missing, create=True, auth_users=["bob"], secrets_file=env["secrets"],
+             secrets={"bob": "pw-one"})
+    for check in (True, False):
+        r = fail_module(rsyncd_share.main, a, check_mode=check)
+        assert r["msg"].startswith("config_path=%s: refusing to replace it" % env["cfg"]) and "frob" in r["msg"]
+        assert "pw-one" not in json.dumps(r)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    # refused before anything happened: no directory, no secrets file, the old configuration
+    assert read(env["cfg"]) == EXISTING
+    assert not os.path.exists(missing) and not os.path.exists(env["secrets"])
+    assert sorted(os.listdir(str(env["tmp"]))) == ["rsyncd.conf", "share"]
+
+
+def test_diff_only_in_diff_mode(env):
+    a = args(env, auth_users=["bob"], secrets_file=env["secrets"], secrets={"bob": "pw-one"})
+    assert "diff" not in run_module(rsyncd_share.main, a, check_mode=True)
+    r = run_module(rsyncd_share.main, a, check_mode=True, diff=True)
+    assert [d["before_header"] for d in r["diff"]] == [env["cfg"], "%s (passwords hidden)" % env["secrets"]]
+    assert "diff" not in run_module(rsyncd_share.main, a)
+    assert "pw-one" not in json.dumps(run_module(rsyncd_share.main, dict(a, comment="x"), diff=True))
+
+
+def test_config_mode_and_owner_are_kept(env):
+    os.chmod(env["cfg"], 0o640)
+    os.chown(env["cfg"], 65534, 65534)
+    assert run_module(rsyncd_share.main, args(env))["changed"] is True
+    st = os.stat(env["cfg"])
+    assert stat.S_IMODE(st.st_mode) == 0o640 and (st.st_uid, st.st_gid) == (65534, 65534)
+    assert read(env["cfg"]).startswith(EXISTING)
+
+
+def test_new_config_file_gets_0644(env):
+    os.unlink(env["cfg"])
+    run_module(rsyncd_share.main, args(env))
+    assert stat.S_IMODE(os.stat(env["cfg"]).st_mode) == 0o644
+
+
+def test_secrets_file_is_0600_before_its_new_content_lands(env, monkeypatch):
+    with open(env["secrets"], "w") as f:
+        f.write("bob:old\n")
+    os.chmod(env["secrets"], 0o644)
+    seen = []
+    real_move = rsyncd_share.AnsibleModule.atomic_move
+
+    def move(self, src, dest, **kw):
+        if dest == env["secrets"]:
+            seen.append((stat.S_IMODE(os.stat(src).st_mode), stat.S_IMODE(os.stat(dest).st_mode)))
+        return real_move(self, src, dest, **kw)
+
+    monkeypatch.setattr(rsyncd_share.AnsibleModule, "atomic_move", move)
+    run_module(rsyncd_share.main, args(env, auth_users=["bob"], secrets_file=env["secrets"], secrets={"bob": "new"}))
+    assert seen == [(0o600, 0o600)]
+    assert stat.S_IMODE(os.stat(env["secrets"]).st_mode) == 0o600 and read(env["secrets"]) == "bob:new\n"
