@@ -38,6 +38,15 @@ class Lab:
         os.chmod(self.fsradm, 0o755)
         self.current = None
 
+    def hold_syncs(self):
+        """From now on a synchronisation does not end by itself, however slow the machine: a test
+        that must see a sync in progress holds it, looks, then calls ``release_syncs``."""
+        self.monkeypatch.setenv("FSRSIM_SYNC_SECONDS", "86400")
+
+    def release_syncs(self):
+        """Let every synchronisation, held or not, end at the next fsradm call."""
+        self.monkeypatch.setenv("FSRSIM_SYNC_SECONDS", "0")
+
     def on(self, node):
         self.current = node
         self.monkeypatch.setenv("FSRSIM_NODE", node)

@@ -204,11 +204,21 @@ def test_initial_sync_is_recorded_with_its_statistics(old):
     assert record["stats"]["files_transferred"] >= 2000
     assert record["stats"]["bytes_transferred"] > 4_000_000
     progress = old.file("/var/log/nodowntime/initial-sync-nodowntime_10.213.7.12_data.progress").content_string
-    assert " start copying /srv/data to nodowntime@10.213.7.12::data with 2 rsync process(es)" in progress
-    assert " done rc=" in progress
-    # progress lines of both workers while the copy ran (1 MiB/s in total, so it took seconds)
-    assert " worker1 " in progress and " worker2 " in progress
+    lines = [json.loads(line) for line in progress.splitlines()]
+    assert lines[0]["note"] == "copying /srv/data to nodowntime@10.213.7.12::data with 2 rsync process(es)"
+    # One line per interval for the whole copy, both workers summed (1 MiB/s in total, so it took
+    # seconds): bytes of the scanned total, growing, with a rate and the time left.
+    running = [line for line in lines[1:] if not line["final"]]
+    assert len(running) >= 2
+    assert all(line["bytes_total"] and line["files_total"] and line["rate"] and line["eta"] is not None
+               for line in running)
+    assert [line["bytes_done"] for line in running] == sorted(line["bytes_done"] for line in running)
+    assert all(line["rate"] < 1.5 * 1048576 for line in running), "the 1MiB bandwidth limit was not applied"
+    last = lines[-1]
+    assert last["final"] and last["outcome"] == "done" and last["percent"] == 100
+    assert last["bytes_done"] == record["stats"]["bytes_transferred"]
     assert record["stats"]["elapsed"] > 4, "the 1MiB bandwidth limit was not applied"
+    assert record["started"] < record["finished"]
 
 
 def test_verify_phase_proved_new_while_the_writer_ran(old):

@@ -227,6 +227,7 @@ def gone(pidfile):
 STREAM = "while True:\n    print('event', flush=True)\n    time.sleep(0.05)\n"
 
 
+@pytest.mark.functional
 def test_read_for_ends_a_stream_at_the_deadline(tmp_path):
     argv, pidfile = child(tmp_path, STREAM)
     started = time.monotonic()
@@ -236,6 +237,7 @@ def test_read_for_ends_a_stream_at_the_deadline(tmp_path):
     assert gone(pidfile)
 
 
+@pytest.mark.functional
 def test_read_for_kills_what_ignores_sigterm(tmp_path):
     argv, pidfile = child(tmp_path, "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + STREAM)
     started = time.monotonic()
@@ -245,6 +247,7 @@ def test_read_for_kills_what_ignores_sigterm(tmp_path):
     assert gone(pidfile)
 
 
+@pytest.mark.functional
 def test_read_for_reads_several_at_once_and_returns_early_when_all_exit(tmp_path):
     quick, quick_pid = child(tmp_path, "print('bye'); sys.stderr.write('oops'); sys.exit(3)\n")
     quick2, quick2_pid = child(tmp_path, "print('ok')\n")
@@ -255,6 +258,7 @@ def test_read_for_reads_several_at_once_and_returns_early_when_all_exit(tmp_path
     assert gone(quick_pid) and gone(quick2_pid)
 
 
+@pytest.mark.functional
 def test_events_drops_an_event_cut_off_by_the_end(tmp_path, monkeypatch):
     body = ("sys.stdout.write('{\"type\":\"rpc\",\"datas\":{\"state\":\"connected\"}}\\n{\"type\":\"ro')\n"
             "sys.stdout.flush()\ntime.sleep(60)\n")
@@ -266,6 +270,7 @@ def test_events_drops_an_event_cut_off_by_the_end(tmp_path, monkeypatch):
     assert gone(pidfile)
 
 
+@pytest.mark.functional
 def test_events_that_fail_raise_fsradm_error(tmp_path, monkeypatch):
     argv, _pidfile = child(tmp_path, "sys.stderr.write('r0: no such resource'); sys.exit(1)\n")
     fsr = _fsradm.Fsradm(None, "fsradm")

@@ -171,6 +171,7 @@ def test_settings_checks():
 # ---------------------------------------------------------------- rendering, read back by Lua
 
 
+@pytest.mark.functional
 @needs_lua
 def test_sync_block_reads_back_exactly_in_lua(tmp_path):
     params = sync_params(source="/srv/" + HOSTILE, target="new::data/" + HOSTILE, delete="running",
@@ -196,6 +197,7 @@ def test_sync_block_reads_back_exactly_in_lua(tmp_path):
     })]
 
 
+@pytest.mark.functional
 @needs_lua
 def test_rsyncssh_and_settings_read_back_in_lua(tmp_path):
     params = sync_params(mode="rsyncssh", target=None, host="sync@new", targetdir="/srv/" + HOSTILE, delete=False,
@@ -322,6 +324,7 @@ def _lsyncd_accepts(tmp_path, text):
     return out.decode("utf-8", "replace")
 
 
+@pytest.mark.functional
 @needs_lsyncd
 @pytest.mark.parametrize("mode", ["rsync", "direct", "rsyncssh"])
 def test_lsyncd_2_2_3_accepts_every_rendered_key(tmp_path, mode):
@@ -355,6 +358,7 @@ def test_lsyncd_2_2_3_accepts_every_rendered_key(tmp_path, mode):
     assert "--- Startup ---" in log, out + log
 
 
+@pytest.mark.functional
 @needs_lsyncd
 def test_lsyncd_refuses_an_unknown_key_so_the_check_above_means_something(tmp_path):
     text = 'sync { default.rsync, source = "%s", target = "%s", dealy = 1 }\n' % (tmp_path, tmp_path / "d")

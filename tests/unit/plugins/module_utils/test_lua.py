@@ -68,12 +68,14 @@ def lua_read(literals):
     return values
 
 
+@pytest.mark.functional
 @needs_lua
 def test_hostile_strings_round_trip_through_lua_byte_for_byte():
     literals = [encode_string(s) for s in HOSTILE]
     assert lua_read(literals) == [s.encode("utf-8") for s in HOSTILE]
 
 
+@pytest.mark.functional
 @needs_lua
 def test_every_byte_value_round_trips_through_lua():
     raw = bytes(range(256)) * 2
@@ -132,6 +134,7 @@ def test_keys_numbers_and_tables():
     assert encode_value({"a": [1, "x"], "b": {}}) == '{\n    a = {\n        1,\n        "x",\n    },\n    b = {},\n}'
 
 
+@pytest.mark.functional
 @needs_lua
 def test_rendered_table_reads_back_in_lua():
     table = {"archive": True, "bwlimit": 0.5, "_extra": ["--a", 'b"]]'], "end": "k\n"}

@@ -221,6 +221,7 @@ def test_daemon_complaints_drop_noise():
 # -- agreement with the real rsync daemon --------------------------------------------------
 
 
+@pytest.mark.functional
 @needs_rsync
 def test_daemon_reads_sample_as_we_do(tmp_path):
     (tmp_path / "rsyncd.d").mkdir()
@@ -231,6 +232,7 @@ def test_daemon_reads_sample_as_we_do(tmp_path):
     assert listing["backup"] == conf.parse(SAMPLE).module_params("backup")["comment"]
 
 
+@pytest.mark.functional
 @needs_rsync
 @pytest.mark.parametrize("comment", [
     "plain",
@@ -256,6 +258,7 @@ def test_hostile_comment_round_trips_through_daemon(tmp_path, comment):
     assert conf.parse(text).module_params("m")["comment"] == comment
 
 
+@pytest.mark.functional
 @needs_rsync
 @pytest.mark.parametrize("name", ["x;y#z", "with space", "a[b", "caf\u00e9", "UPPER"])
 def test_unusual_but_valid_module_names_round_trip_through_daemon(tmp_path, name):
@@ -268,6 +271,7 @@ def test_unusual_but_valid_module_names_round_trip_through_daemon(tmp_path, name
     assert list(listing) == [name]
 
 
+@pytest.mark.functional
 @needs_rsync
 def test_daemon_complains_about_what_we_must_catch(tmp_path):
     rc, _listing, complaints = daemon_list(tmp_path, "[m]\npath = /tmp\nbogus parameter = 1\n")
@@ -300,6 +304,7 @@ def test_random_text_round_trips_and_edits_stay_local():
         assert conf.parse(out).module_params("fresh") == {"path": "/srv/fresh"}
 
 
+@pytest.mark.functional
 @needs_rsync
 @pytest.mark.parametrize("text", ["[m]\npath = {d} \\\n", "[m]\npath = {d} \\", "[m]\npath = {d}\\ \t"])
 def test_new_param_after_dangling_continuation(tmp_path, text):

@@ -9,9 +9,7 @@ Ethernet device and a link iproute2 printed without addresses.
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
-import struct
 
 import pytest
 
@@ -87,6 +85,7 @@ def test_parse_links_without_addr_info():
     assert links[0]["addresses"] == []
 
 
+@pytest.mark.functional
 def test_parse_this_hosts_lo():
     """The recorded output has the shape of what the installed iproute2 prints now."""
     import shutil
@@ -277,6 +276,7 @@ def test_mac_bytes(text, ok):
             sa.mac_bytes(text)
 
 
+@pytest.mark.functional
 def test_send_frames_reach_a_packet_socket_on_lo():
     """Send two rounds on lo and read them back from a second raw socket (needs CAP_NET_RAW)."""
     try:
@@ -307,7 +307,8 @@ def test_send_frames_reach_a_packet_socket_on_lo():
     assert all(d == frames[i % 2] for i, d in enumerate(seen))
 
 
-def test_struct_layout_is_42_bytes_before_padding():
-    # 14 bytes Ethernet header + 28 bytes ARP for Ethernet/IPv4.
-    assert struct.calcsize("!6s6sH") + struct.calcsize("!HHBBH6s4s6s4s") == 42
-    assert json.loads(HOST_JSON)[-1] == {}
+def test_the_arp_packet_ends_at_byte_42_and_zeros_pad_it_to_60():
+    # 14 bytes Ethernet header + 28 bytes ARP for Ethernet/IPv4, then the Ethernet minimum.
+    frame = sa.arp_frame(MAC, IP, sa.ARPOP_REQUEST)
+    assert len(frame) == sa.ETH_ZLEN == 60
+    assert frame[38:42] == IP.packed and frame[42:] == bytes(60 - 42)

@@ -552,15 +552,24 @@ def test_failures_name_the_option(run, source, target, daemon, option, words):
     assert e.value.rc == (None if run == "no-target" else recorded(run)[3])
 
 
-def test_recorded_quirks():
-    # A source name gone before a list pass: --ignore-missing-args keeps rsync quiet and at 0.
-    assert recorded("missing-arg")[1:] == ([], "", 0)
+def test_recorded_quirks(tmp_path):
+    # A source name gone before a list pass: --ignore-missing-args keeps rsync quiet and at 0, so
+    # the pass reports nothing and fails nothing.
+    tree, runner = verify(["missing-arg"])
+    list_file = tmp_path / "missing-arg.list"
+    list_file.write_bytes(b"".join(name + b"\0" for name in recorded_list("missing-arg")))
+    items = []
+    argv = _tree_verify.list_argv(RSYNC, ATTRS, connection(), [], str(list_file), SRC, DST)
+    assert tree._run("recheck", argv, items.append) == "" and items == []
     # An unreadable source file is no error in a dry run: with --checksum rsync 3.2.7 reports it as
     # different content (it could not read it), without it not at all.
-    assert recorded("unreadable-file")[1][0] == b">fc........ 7 secret.txt"
-    assert recorded("unreadable-file")[2:] == ("", 0)
-    dummy, stdout, stderr, rc = recorded("unreadable-file-attributes")
-    assert [line for line in stdout if _tree_verify.parse_line(line)] == [] and (stderr, rc) == ("", 0)
+    dummy, stdout, dummy, dummy = recorded("unreadable-file")
+    assert [_tree_verify.parse_line(line) for line in stdout if _tree_verify.parse_line(line)] == [
+        Item("different", "file", 7, b"secret.txt", ("checksum",))]
+    tree, runner = verify(["unreadable-file-attributes"], source="/cap-t/locked-src", target="/cap-t/locked-dst")
+    runner.paths[0] = ("/cap-t/locked-src/", "/cap-t/locked-src/")
+    report = tree.run()
+    assert report["clean"] and [p["label"] for p in report["passes"]] == ["tree"]
 
 
 # -- progress -------------------------------------------------------------------------------------

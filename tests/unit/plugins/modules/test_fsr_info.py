@@ -14,6 +14,9 @@ from ansible_collections.nodowntime.storage.tests.fsr_simulator.lab import Lab
 
 from .utils import fail_module, run_module
 
+# Every test runs the fsradm simulator: functional tests.
+pytestmark = pytest.mark.functional
+
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):

@@ -14,6 +14,9 @@ from ansible_collections.nodowntime.storage.tests.fsr_simulator.lab import Lab
 
 from .utils import fail_module, run_module
 
+# Every test runs the fsradm simulator: functional tests.
+pytestmark = pytest.mark.functional
+
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
@@ -136,6 +139,7 @@ def test_initial_promotion_needs_force_and_target_waits(lab):
 
     res = run_module(fsr_resource.main, lab.args(role="primary", force=True), check_mode=True)
     assert res["changed"] and res["commands"] == ["fsradm primary r0 -f"]
+    lab.hold_syncs()  # the initial sync starts with the promotion and stays in progress until released
     res = run_module(fsr_resource.main, lab.args(role="primary", force=True))
     assert res["changed"] and res["commands"] == ["fsradm primary r0 -f"]
     assert res["status"]["role"] == "primary" and res["status"]["file"] == "up_to_date"
@@ -153,6 +157,7 @@ def test_initial_promotion_needs_force_and_target_waits(lab):
         res = run_module(fsr_resource.main, lab.args(role="primary", force=True), check_mode=check)
         assert not res["changed"] and res["commands"] == []
 
+    lab.release_syncs()
     lab.on("b")
     res = run_module(fsr_resource.main, lab.args(wait_for="up_to_date"))
     assert not res["changed"]

@@ -184,6 +184,7 @@ def warning_texts(result):
     return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
+@pytest.mark.functional
 def test_process_running_and_finished(job):
     running = run_process(job.args())
     assert running["finished"] is False and running["msg"].startswith(LABEL + ": 2.0 KiB of 4.0 KiB")
@@ -194,6 +195,7 @@ def test_process_running_and_finished(job):
     assert done["invocation"]["module_args"]["jid"] == JID
 
 
+@pytest.mark.functional
 def test_finished_job_with_warnings_passes_them_on(job):
     # rsync_copy warns when files vanished during the copy (expected on a live tree); ansible-core
     # 2.19 stores a module's warnings as WarningSummary objects in the status file.
@@ -207,6 +209,7 @@ def test_finished_job_with_warnings_passes_them_on(job):
     assert "1 source file(s) vanished during the copy" in warning_texts(result)
 
 
+@pytest.mark.functional
 def test_failed_job_with_warnings_fails_with_its_message(job):
     failed = dict(FAILED, warnings=[{"event": {"msg": "a warning", "__ansible_type": "Event"},
                                      "__ansible_type": "WarningSummary"}],

@@ -7,14 +7,15 @@ import shutil
 import stat
 
 import pytest
-from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _lsyncd_conf
 from ansible_collections.nodowntime.storage.plugins.modules import lsyncd_conf
-from .utils import fail_module, run_module
+from .utils import captured_warnings, fail_module, run_module
 
 HAS_LUA = any(shutil.which(n) for n in _lsyncd_conf.LUAC + _lsyncd_conf.LUA)
 needs_lua = pytest.mark.skipif(not HAS_LUA, reason="no Lua parser (apt install lua5.4)")
+# The module proves every candidate with the real Lua parser (luac): functional tests.
+pytestmark = pytest.mark.functional
 
 HAND = "-- mine\nsync { default.rsync, source = '/srv/keep', target = 'backup::keep' }\n"
 
@@ -150,9 +151,10 @@ def test_broken_markers_fail_without_touching_the_file(tmp_path):
 def test_unmanaged_settings_warns(tmp_path):
     path = tmp_path / "lsyncd.conf.lua"
     path.write_text("settings {\n  logfile = '/x',\n}\n")
-    r = run_module(lsyncd_conf.main, args(tmp_path))
+    with captured_warnings() as warnings:
+        r = run_module(lsyncd_conf.main, args(tmp_path))
     assert r["changed"]
-    assert any("a settings call outside the managed block" in w for w in get_warning_messages()), get_warning_messages()
+    assert len(warnings) == 1 and "a settings call outside the managed block" in warnings[0], warnings
 
 
 @needs_lua

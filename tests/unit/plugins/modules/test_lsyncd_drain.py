@@ -18,7 +18,8 @@ from ansible_collections.nodowntime.storage.tests.unit.plugins.module_utils.test
 )
 from ansible_collections.nodowntime.storage.tests.unit.plugins.modules.utils import AnsibleFailJson, run_module
 
-pytestmark = pytest.mark.skipif(RSYNC is None, reason="rsync not installed")
+# The module drains through the real rsync: functional tests.
+pytestmark = [pytest.mark.functional, pytest.mark.skipif(RSYNC is None, reason="rsync not installed")]
 
 
 @pytest.fixture

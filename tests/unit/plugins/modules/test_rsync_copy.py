@@ -17,10 +17,12 @@ import pytest
 from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync_runner
 from ansible_collections.nodowntime.storage.plugins.modules import rsync_copy
 
-from .utils import fail_module, run_module
+from ..helpers import free_port
+from .utils import captured_warnings, fail_module, run_module
 
 RSYNC = shutil.which("rsync")
-pytestmark = pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")
+# Every test runs the real rsync (and some a real rsync daemon): functional tests.
+pytestmark = [pytest.mark.functional, pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")]
 
 
 def tree(root, spec):
@@ -66,9 +68,7 @@ def daemon(tmp_path):
     module_dir.mkdir()
     conf = tmp_path / "rsyncd.conf"
     conf.write_text("use chroot = no\nuid = root\ngid = root\n[data]\npath = %s\nread only = false\n" % module_dir)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([RSYNC, "--daemon", "--no-detach", "--config=%s" % conf, "--address=127.0.0.1",
                              "--port=%d" % port, "--log-file=%s" % (tmp_path / "rsyncd.log")])
     deadline = time.time() + 10
@@ -334,13 +334,12 @@ def test_without_hard_links_the_names_become_separate_files(dirs):
     assert os.stat(dst / "a" / "one").st_ino != os.stat(dst / "b" / "deep" / "two").st_ino
 
 
-def test_a_linked_top_level_file_makes_one_rsync_with_a_warning(dirs, monkeypatch):
+def test_a_linked_top_level_file_makes_one_rsync_with_a_warning(dirs):
     src, dst, tmp = dirs
     _linked_tree(src)
     os.link(src / "c" / "x", src / "x.top")
-    warnings = []
-    monkeypatch.setattr(rsync_copy.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
-    result = run_module(rsync_copy.main, args(src, dst, tmp, workers=3, hard_links=True))
+    with captured_warnings() as warnings:
+        result = run_module(rsync_copy.main, args(src, dst, tmp, workers=3, hard_links=True))
     assert [w["name"] for w in result["workers"]] == ["all"]
     assert len(warnings) == 1 and warnings[0].startswith("hard_links: a top-level file of %s" % src)
     assert os.stat(dst / "x.top").st_ino == os.stat(dst / "c" / "x").st_ino
@@ -424,9 +423,7 @@ def test_push_to_daemon_writes_progress(dirs, daemon):
 
 def test_daemon_unreachable_fails_with_meaning(dirs):
     src, _dst, tmp = dirs
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     result = fail_module(rsync_copy.main, args(src, "rsync://127.0.0.1:%d/data" % port, tmp))
     assert result["rsync_rc"] == 10 and "error in socket I/O" in result["msg"]
 
@@ -462,14 +459,8 @@ def test_vanished_files_exit_24_is_success_with_a_warning(tmp_path, daemon):
         done.set()
 
     threading.Thread(target=vanish, daemon=True).start()
-    warnings = []
-    from ansible.module_utils import basic
-    original = basic.AnsibleModule.warn
-    basic.AnsibleModule.warn = lambda self, msg: warnings.append(msg)
-    try:
+    with captured_warnings() as warnings:
         result = run_module(rsync_copy.main, args(src, url, tmp_path, bwlimit="40K"))
-    finally:
-        basic.AnsibleModule.warn = original
     assert done.is_set()
     assert result["rsync_rc"] == 24
     assert result["vanished"] and all(p.startswith(str(src / "z" / "v2")) for p in result["vanished"])

@@ -20,7 +20,8 @@ from ansible_collections.nodowntime.storage.plugins.modules import rsyncd_share
 from .utils import fail_module, run_module
 
 RSYNC = shutil.which("rsync")
-pytestmark = pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")
+# The module runs the real rsync: functional tests.
+pytestmark = [pytest.mark.functional, pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")]
 
 EXISTING = (
     "# managed by hand; keep this comment\n"

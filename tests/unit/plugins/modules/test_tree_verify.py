@@ -17,7 +17,8 @@ from ansible_collections.nodowntime.storage.plugins.modules import tree_verify
 from .utils import fail_module, run_module
 
 RSYNC = shutil.which("rsync")
-pytestmark = pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")
+# The module runs the real rsync: functional tests.
+pytestmark = [pytest.mark.functional, pytest.mark.skipif(RSYNC is None, reason="rsync is not installed")]
 STAMP = 1704164645  # 2024-01-02 03:04:05 UTC: every entry gets this mtime unless a test changes it
 
 

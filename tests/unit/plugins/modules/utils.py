@@ -2,6 +2,7 @@
 """Drive a module's ``main()`` in-process and capture what it returns."""
 from __future__ import annotations
 
+import contextlib
 import json
 from unittest import mock
 
@@ -63,3 +64,16 @@ def fail_module(main, args, check_mode=False):
     with pytest.raises(AnsibleFailJson) as e:
         run_module(main, args, check_mode=check_mode)
     return e.value.result
+
+
+@contextlib.contextmanager
+def captured_warnings():
+    """Collect what the module passes to ``module.warn`` inside the ``with`` block.
+
+    ``with captured_warnings() as warnings: run_module(...)`` gives the warnings of that run
+    only, in order; Ansible's own list (``get_warning_messages()``) is process-wide and keeps
+    the warnings of earlier tests.
+    """
+    warnings = []
+    with mock.patch.object(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg)):
+        yield warnings
