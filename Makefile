@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 
 help:
 	@echo "make test        every check: sanity, unit, ansible-lint, all Molecule scenarios"
-	@echo "make demo        a real zero-downtime migration between the lab hosts"
+	@echo "make demo        a real zero-downtime migration between the lab hosts (KEEP_LAB=1 leaves them up)"
 	@echo "make unit | sanity | lint | molecule | integration [TARGETS='a b']"
 	@echo "make lab-up | lab-down   start or remove the lab hosts (old, new, client) by hand"
 

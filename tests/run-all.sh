@@ -158,12 +158,51 @@ integration_targets() {
 }
 
 demo_migration() {
-  # The main job, shown as it runs: a live migration between the lab hosts old -> new while
-  # client keeps writing (molecule/migration tells the story step by step).
-  if timeout 1800 molecule test -s migration 2>&1 | tee "$logs/demo.log"; then
+  # The main job, shown as it runs: a live migration between the lab hosts old -> new while client
+  # keeps writing (molecule/migration tells the story): molecule create, prepare and converge, which
+  # runs playbooks/migrate.yml, every phase, the cutover included. Molecule's own output goes to
+  # .tmp/logs/demo.log only; the terminal follows the plays, tasks and progress lines and ends with
+  # what the migration did (tests/lab/demo-summary.py, from the report). The lab is removed at the
+  # end unless KEEP_LAB=1.
+  local log="$logs/demo.log" reports="$repo/.tmp/migration-reports" runner rc
+  rm -rf "$reports"  # the report tells this run only
+  : >"$log"
+  echo "   molecule's whole output: ${log#"$repo"/}"
+  (
+    for step in destroy create prepare converge; do
+      echo "== molecule $step -s migration"
+      COLUMNS=200 timeout 1800 molecule "$step" -s migration || exit 1
+    done
+  ) >>"$log" 2>&1 &
+  runner=$!
+  # Colours and molecule's box drawing off; play and task headers on one line each, the progress
+  # lines (the copy's, lsyncd's lag), the cutover's downtime, and whatever failed.
+  tail -n +1 -F --pid="$runner" "$log" 2>/dev/null |
+    sed -u -E 's/\x1b\[[0-9;]*m//g; s/^ *[│┌└] ?//' |
+    grep --line-buffered -E '^(== molecule |PLAY \[|TASK \[|fatal:|failed:)|FAILED!|^ERROR|^CRITICAL|^(ok|changed): .*(%|ETA [0-9]|caught up|queued)|msg: .*(caught up|cut over: clients without storage)' |
+    grep --line-buffered -v -E 'FAILED - RETRYING|glob failed|Validating arguments against arg spec|^(ok|skipping|changed): \[[^]]*\]$' |
+    sed -u -E 's/^PLAY \[(.*)\]?.*$/  \1/; s/^TASK \[(.*)$/      \1/; s/\] \**$//; s/\]$//; s/^ *- /        /;
+              s/nodowntime\.storage\.//; s/^(ok|changed): \[([^]]*)\] => \(item=(.*)\)$/        \2: \3/; s/^ *msg: \x27?/        /' |
+    awk '/%/ && seen[$0]++ { next } { print; fflush() }'  # a poll may repeat the progress so far
+  wait "$runner"
+  rc=$?
+  # Kept apart from .tmp/migration-reports, which the next lab run writes to.
+  rm -rf "$repo/.tmp/demo-report"
+  [ -d "$reports" ] && cp -a "$reports" "$repo/.tmp/demo-report"
+  echo
+  python tests/lab/demo-summary.py "$repo/.tmp/demo-report/report.json" --log "${log#"$repo"/}"
+  if [ "$rc" -eq 0 ]; then
     record 1 0 "demo: migration old -> new"
   else
+    excerpt "demo: migration old -> new" "$log"
     record 0 1 "demo: migration old -> new"
+  fi
+  if [ "${KEEP_LAB:-0}" = 1 ]; then
+    echo "   KEEP_LAB=1: the lab stays up (old 10.213.7.11, new 10.213.7.12, client 10.213.7.13; make lab-down removes it)"
+    # shellcheck disable=SC2317  # called by with_lab_lock, which removes the lab after the stage: not this time
+    lab_cleanup() { return 0; }
+  else
+    timeout 300 molecule destroy -s migration >>"$log" 2>&1
   fi
 }
 

@@ -37,10 +37,9 @@ description:
     top level alone (C(--dirs)) - top-level files, directory entries and, with O(delete), the
     removal of top-level entries that are gone from the source. Copying many small files is
     CPU-bound per rsync process, so several workers can help up to about the number of CPU cores
-    on both ends, and no further. Measured on 2 cores (C(bench/rsync_workers.py), 50,000 files of
-    4 KiB to a local daemon) - plain C(rsync -a) 3.7 s, 1 worker 3.9 s, 4 workers 2.9 s; from a
-    tree in RAM workers gained nothing. Measure on your own hardware before raising O(workers).
-    A tree with one dominant top-level directory gains nothing from workers.
+    on both ends, and no further (the collection's C(docs/performance.md) has measurements).
+    Measure on your own hardware before raising O(workers). A tree with one dominant top-level
+    directory gains nothing from workers.
   - B(Progress.) With O(progress_file), the module appends one line every O(progress_interval)
     seconds for the whole copy, all rsync processes summed - bytes transferred and files checked,
     against the totals of a scan of the source made beside the copy (the totals, the percent and

@@ -54,8 +54,8 @@ options:
     required: true
   state:
     description:
-      - C(present) adds the module or brings its parameters to the given values.
-      - C(absent) removes every section of the module. Comments and blank lines after its last
+      - V(present) adds the module or brings its parameters to the given values.
+      - V(absent) removes every section of the module. Comments and blank lines after its last
         parameter are kept, because they usually belong to the next section. The secrets file
         is not changed.
     type: str
@@ -90,7 +90,7 @@ options:
     type: str
   read_only:
     description:
-      - rsync's C(read only). rsync's default is C(true); set C(false) to accept uploads.
+      - rsync's C(read only). rsync's default is V(true); set V(false) to accept uploads.
     type: bool
   write_only:
     description:

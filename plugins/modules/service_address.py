@@ -50,8 +50,8 @@ options:
     required: true
   state:
     description:
-      - C(present) adds O(address) to O(device) unless it is there already.
-      - C(absent) removes it from O(device) if it is there.
+      - V(present) adds O(address) to O(device) unless it is there already.
+      - V(absent) removes it from O(device) if it is there.
     type: str
     choices: [present, absent]
     default: present
