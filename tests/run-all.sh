@@ -175,11 +175,11 @@ demo_migration() {
     done
   ) >>"$log" 2>&1 &
   runner=$!
-  # Colours and molecule's box drawing off; play and task headers on one line each, the progress
-  # lines (the copy's, lsyncd's lag), the cutover's downtime, and whatever failed.
+  # Colours and molecule's box drawing off; one line per play, the progress lines (the copy's,
+  # lsyncd's catch-up and lag, the verify's), the cutover's downtime, and whatever failed.
   tail -n +1 -F --pid="$runner" "$log" 2>/dev/null |
     sed -u -E 's/\x1b\[[0-9;]*m//g; s/^ *[│┌└] ?//' |
-    grep --line-buffered -E '^(== molecule |PLAY \[|TASK \[|fatal:|failed:)|FAILED!|^ERROR|^CRITICAL|^(ok|changed): .*(%|ETA [0-9]|caught up|queued)|msg: .*(caught up|cut over: clients without storage)' |
+    grep --line-buffered -E '^(== molecule |PLAY \[|fatal:|failed:)|FAILED!|^ERROR|^CRITICAL|^(ok|changed): .*(%|ETA [0-9]|caught up|event\(s\) queued| s\)$)|msg: .*(caught up|cut over: clients without storage)' |
     grep --line-buffered -v -E 'FAILED - RETRYING|glob failed|Validating arguments against arg spec|^(ok|skipping|changed): \[[^]]*\]$' |
     sed -u -E 's/^PLAY \[(.*)\]?.*$/  \1/; s/^TASK \[(.*)$/      \1/; s/\] \**$//; s/\]$//; s/^ *- /        /;
               s/nodowntime\.storage\.//; s/^(ok|changed): \[([^]]*)\] => \(item=(.*)\)$/        \2: \3/; s/^ *msg: \x27?/        /' |
