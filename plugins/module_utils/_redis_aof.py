@@ -2,8 +2,10 @@
 """Consistent, restorable backups of a Redis append-only file (AOF).
 
 This file has no Ansible import on purpose: the ``redis_aof_backup`` module uses it, and the
-``redis_backup`` role ships it unchanged next to a small script so that scheduled runs (systemd
-timer or cron) perform exactly the same steps. Keep it that way.
+``redis_backup`` role installs it unchanged (with ``_redis_connection.py`` and ``_progress.py``,
+through the ``redis_aof_backup_lib`` module) next to a small script so that scheduled runs
+(systemd timer or cron) perform exactly the same steps on a host without Ansible. Keep it that
+way, and import none of the collection's other files: the host has only these three.
 
 Steps (seed 001, made safe for Redis 7's multi-part AOF):
 
@@ -18,6 +20,11 @@ Steps (seed 001, made safe for Redis 7's multi-part AOF):
    cut at the size they had at link time, at the last complete command) to a temporary name,
    fsync, rename, sha256;
 5. put every changed setting back, also when a step failed or timed out.
+
+Progress: ``AofBackup`` takes an object with the ``update``/``finish`` methods of the
+collection's ``_progress.ProgressFile`` (the module and the role's script pass one; this file
+imports neither) and reports the wait for the rewrite (time elapsed, Redis' own percent of the
+keys written) and the archive (bytes and files done of all).
 """
 from __future__ import annotations
 
@@ -41,6 +48,16 @@ ARCHIVE_FORMATS = ("zip", "tar.zst")
 ARCHIVE_RE = re.compile(r"^aof_(?P<ts>\d{14})-(?P<port>\d+)\.(?P<ext>zip|tar\.zst)$")
 METADATA_NAME = "nodowntime-aof-backup.json"
 RUNS_LOG = "backup-runs.jsonl"
+
+# The one source of the backup's defaults: the redis_aof_backup module's argument spec and the
+# role's scheduled script (through backup_options) take them from here. What must repeat them
+# (the module's DOCUMENTATION, the role's defaults and argument specs) is compared with them by
+# tests/unit/plugins/module_utils/test_redis_aof.py.
+DEFAULTS = dict(relax_fsync=True, timeout=600, poll_interval=0.5, format="zip", lock_wait=0, sample_size=100,
+                progress_interval=5.0)
+# Deflate level 6 took 4.9 s for a 109 MB base file, level 1 1.5 s; 3 is zstd's own default.
+DEFAULT_COMPRESSION_LEVEL = {"zip": 1, "tar.zst": 3}
+MAX_COMPRESSION_LEVEL = {"zip": 9, "tar.zst": 19}
 
 
 class BackupError(Exception):
@@ -233,6 +250,53 @@ def select_expired(names, port, now, keep_days=None, keep_last=None):
     if not keep and dated:
         keep.add(dated[0][1])  # never delete the newest archive
     return [n for _t, n in reversed(dated) if n not in keep]
+
+
+def retention_plan(names, new_archive, port, now, keep_days=None, keep_last=None):
+    """Archive names of ``port`` a run that creates ``new_archive`` deletes, oldest first.
+
+    The one plan of check mode and of the real run: ``names`` (the backup directory's listing,
+    before or after the new archive is written) with ``new_archive`` counted in, so check mode
+    predicts what the run deletes. The new archive itself is never deleted.
+    """
+    names = set(names)
+    names.add(new_archive)
+    return [n for n in select_expired(sorted(names), port, now, keep_days, keep_last) if n != new_archive]
+
+
+def backup_options(params, zstd_bin=None, check_mode=False):
+    """``AofBackup`` options from module params or the scheduled script's config, checked.
+
+    Unset (``None`` or missing) values take :data:`DEFAULTS`; ``compression_level`` the format's
+    default. Raises ``BackupError`` (step ``config``) naming the option and the value that is wrong.
+    """
+    def get(name):
+        value = params.get(name)
+        return DEFAULTS[name] if value is None else value
+
+    fmt = get("format")
+    if fmt not in ARCHIVE_FORMATS:
+        raise BackupError("format must be one of %s, not %r" % (", ".join(ARCHIVE_FORMATS), fmt), step="config")
+    level = params.get("compression_level")
+    level = DEFAULT_COMPRESSION_LEVEL[fmt] if level is None else int(level)
+    if not 1 <= level <= MAX_COMPRESSION_LEVEL[fmt]:
+        raise BackupError("compression_level must be 1 to %d for format %s, not %d"
+                          % (MAX_COMPRESSION_LEVEL[fmt], fmt, level), step="config")
+    keep_days, keep_last = params.get("keep_days"), params.get("keep_last")
+    if keep_last is not None and keep_last < 1:
+        raise BackupError("keep_last must be 1 or more (the newest archive is always kept), not %d" % keep_last,
+                          step="config")
+    if keep_days is not None and keep_days < 0:
+        raise BackupError("keep_days must be 0 or more, not %d" % keep_days, step="config")
+    if get("timeout") < 1:
+        raise BackupError("timeout must be 1 second or more, not %d" % get("timeout"), step="config")
+    if fmt == "tar.zst" and not zstd_bin:
+        raise BackupError("format tar.zst needs the zstd program, which is not in PATH on this host; install zstd "
+                          "or use format zip", step="config")
+    return dict(backup_dir=params["backup_dir"], port=params["login_port"], relax_fsync=get("relax_fsync"),
+                timeout=get("timeout"), poll_interval=get("poll_interval"), format=fmt, compression_level=level,
+                lock_wait=get("lock_wait"), keep_days=keep_days, keep_last=keep_last,
+                sample_size=get("sample_size"), zstd_bin=zstd_bin, check_mode=check_mode)
 
 
 def newest_archive(names, port):
@@ -441,8 +505,8 @@ def _member_bytes(path, limit, trim_resp):
 _CHUNK = 1024 * 1024
 
 
-def _copy_limited(src, dst, limit):
-    """Copy ``limit`` bytes from ``src`` to ``dst`` a chunk at a time."""
+def _copy_limited(src, dst, limit, counted=None):
+    """Copy ``limit`` bytes from ``src`` to ``dst`` a chunk at a time (``counted(n)`` after each)."""
     left = limit
     while left > 0:
         chunk = src.read(min(_CHUNK, left))
@@ -451,25 +515,95 @@ def _copy_limited(src, dst, limit):
                               step="archive")
         dst.write(chunk)
         left -= len(chunk)
+        if counted is not None:
+            counted(len(chunk))
 
 
-def write_archive(fmt, tmp_path, members, level, zstd_bin=None):
+class _NoProgress:
+    """Progress reports that go nowhere (no progress file)."""
+
+    def update(self, **kwargs):
+        return None
+
+    def finish(self, outcome="done", **kwargs):
+        return None
+
+
+def member_bytes_total(members):
+    """The bytes ``write_archive`` reads for ``members``: what it reports its progress against."""
+    return sum(len(limit) if path is None else limit for dummy, path, limit, dummy2 in members)
+
+
+class ArchiveProgress:
+    """Bytes and files of the archive done so far, handed to ``progress`` at most every ``every`` s."""
+
+    def __init__(self, progress, members, note, every=0.5, clock=time.monotonic):
+        self.progress = progress
+        self.total = member_bytes_total(members)
+        self.files_total = len(members)
+        self.note = note
+        self.every = every
+        self.clock = clock
+        self.done = 0
+        self.files_done = 0
+        self.last = None
+
+    def counted(self, count):
+        self.done += count
+        now = self.clock()
+        if self.last is None or now - self.last >= self.every:
+            self.last = now
+            self._update()
+
+    def member_done(self, count=0):
+        self.done += count
+        self.files_done += 1
+        self._update(force=self.files_done == self.files_total)
+
+    def _update(self, force=False):
+        self.progress.update(bytes_done=self.done, bytes_total=self.total, files_done=self.files_done,
+                             files_total=self.files_total, note=self.note, force=force)
+
+
+class _CountingReader:
+    """A file whose reads are counted (tarfile reads a member through it)."""
+
+    def __init__(self, handle, counted):
+        self.handle = handle
+        self.counted = counted
+
+    def read(self, size=-1):
+        data = self.handle.read(size)
+        self.counted(len(data))
+        return data
+
+
+def write_archive(fmt, tmp_path, members, level, zstd_bin=None, progress=None):
     """Write ``members`` (list of ``(arcname, path, limit, trim)``) plus metadata.
 
     ``members`` entries with ``path`` ``None`` carry their bytes in ``limit``. Members that
     need trimming (files Redis may still be appending to: incr files, a pre-7 single AOF) are
     read whole to find their last complete command; the others, the large base files among
-    them, are streamed in 1 MiB chunks so memory does not grow with the AOF.
+    them, are streamed in 1 MiB chunks so memory does not grow with the AOF. ``progress`` (an
+    ``ArchiveProgress``) is told of every chunk and every member done.
     """
+    def done(path, limit):
+        if progress is not None:
+            progress.member_done(len(limit) if path is None else limit)
+
+    counted = progress.counted if progress is not None else None
     if fmt == "zip":
         with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_DEFLATED,
                              compresslevel=int(level)) as zf:
             for arcname, path, limit, trim in members:
                 if path is None or trim:
                     zf.writestr(arcname, limit if path is None else _member_bytes(path, limit, trim))
+                    done(path, limit)
                     continue
                 with open(path, "rb") as src, zf.open(arcname, "w", force_zip64=True) as dst:
-                    _copy_limited(src, dst, limit)
+                    _copy_limited(src, dst, limit, counted)
+                if progress is not None:
+                    progress.member_done()
         return
     # tar.zst: tar stream into `zstd -T0` (multi-threaded), which writes tmp_path
     with open(tmp_path, "wb") as out:
@@ -485,10 +619,13 @@ def write_archive(fmt, tmp_path, members, level, zstd_bin=None):
                         data = limit if path is None else _member_bytes(path, limit, trim)
                         info.size = len(data)
                         tf.addfile(info, io.BytesIO(data))
+                        done(path, limit)
                         continue
                     info.size = limit
                     with open(path, "rb") as src:
-                        tf.addfile(info, src)
+                        tf.addfile(info, src if counted is None else _CountingReader(src, counted))
+                    if progress is not None:
+                        progress.member_done()
             proc.stdin.close()
         except BaseException:
             proc.kill()
@@ -561,12 +698,15 @@ class AofBackup:
     compression_level, lock_wait, keep_days, keep_last, sample_size, zstd_bin, check_mode.
     """
 
-    def __init__(self, client, opts):
+    def __init__(self, client, opts, progress=None):
         self.client = client
-        self.o = opts
+        self.o = dict(DEFAULTS, **opts)
         self.steps = {}
         self.messages = []
         self.changed = False
+        # ``update``/``finish`` of a ``_progress.ProgressFile``, or nothing.
+        self.progress = progress or _NoProgress()
+        self.archived = (0, 0)  # bytes and files read into the archive
 
     # -- timing
     def _timed(self, name, func, *args):
@@ -615,16 +755,21 @@ class AofBackup:
     def _wait(self):
         deadline = time.monotonic() + float(self.o["timeout"])
         while True:
-            state = rewrite_state(self.client.info("persistence"))
+            info = self.client.info("persistence")
+            state = rewrite_state(info)
             if state == "done":
                 return
+            # Redis 7 says how far its child is, in percent of the keys it has written.
+            percent = _to_str(info.get("current_fork_perc", "")).strip()
+            self.progress.update(note="waiting for BGREWRITEAOF (%s%s)" % (
+                state, ", %s%% of the keys written" % percent.split(".")[0] if percent and state == "running" else ""))
             if state == "failed":
                 raise BackupError("the AOF rewrite failed (aof_last_bgrewrite_status is not ok); "
                                   "see the Redis log", step="wait")
             if time.monotonic() >= deadline:
                 raise BackupError("the AOF rewrite was still %s after %ss (timeout)"
                                   % (state, self.o["timeout"]), step="wait")
-            time.sleep(float(self.o.get("poll_interval", 0.2)))
+            time.sleep(float(self.o["poll_interval"]))
 
     # -- step 4
     def _layout(self, cfg):
@@ -676,16 +821,18 @@ class AofBackup:
         return keyspace_counts(self.client.info("keyspace"))
 
     # -- retention
-    def _retention(self, now):
+    def _retention(self, now, new_archive):
         names = os.listdir(self.o["backup_dir"])
-        expired = select_expired(names, self.o["port"], now, self.o.get("keep_days"), self.o.get("keep_last"))
+        expired = retention_plan(names, new_archive, self.o["port"], now, self.o.get("keep_days"),
+                                 self.o.get("keep_last"))
         if not self.o.get("check_mode"):
             for name in expired:
                 os.unlink(os.path.join(self.o["backup_dir"], name))
         return expired
 
     # -- the run
-    def plan(self, cfg):
+    def plan(self, cfg, archive, expired):
+        """What a run does, for check mode: ``archive`` the name it writes, ``expired`` what retention deletes."""
         fsync = cfg["appendfsync"]
         plan = []
         if self.o["relax_fsync"] and fsync != "no":
@@ -694,10 +841,10 @@ class AofBackup:
             plan.append("CONFIG SET auto-aof-rewrite-percentage 0 while linking (was %s)"
                         % cfg["auto-aof-rewrite-percentage"])
         plan.append("BGREWRITEAOF and wait up to %ss" % self.o["timeout"])
-        plan.append("archive the AOF into %s" % os.path.join(self.o["backup_dir"], archive_name(
-            _utcnow(), self.o["port"], self.o["format"])))
+        plan.append("archive the AOF into %s" % os.path.join(self.o["backup_dir"], archive))
         if self.o["relax_fsync"] and fsync != "no":
             plan.append("CONFIG SET appendfsync %s" % fsync)
+        plan.extend("delete by retention: %s" % name for name in expired)
         return plan
 
     def read_config(self):
@@ -717,7 +864,31 @@ class AofBackup:
         return cfg
 
     def run(self):
-        """Run the backup; returns the result dict. Raises BackupError (with ``partial``)."""
+        """Run the backup; returns the result dict. Raises BackupError (with ``partial``).
+
+        The progress ends with a last line either way: ``done`` with the archive's bytes, or
+        ``failed at STEP`` with the reason.
+        """
+        self.progress.update(note="starting", force=True)
+        try:
+            result = self._run()
+        except BackupError as e:
+            self.progress.finish(outcome="failed at %s" % (e.step or "unknown"),
+                                 note=(str(e).splitlines() or [""])[0][:300])
+            raise
+        except BaseException:
+            self.progress.finish(outcome="failed")
+            raise
+        if "archive" in result:
+            size, files = self.archived
+            note = "%s, %d bytes" % (os.path.basename(result["archive"]), result["size"])
+            self.progress.finish(outcome="done", bytes_done=size, bytes_total=size, files_done=files,
+                                 files_total=files, note=note)
+        else:
+            self.progress.finish(outcome="planned (check mode)")
+        return result
+
+    def _run(self):
         o = self.o
         start = _utcnow()
         t_start = time.monotonic()
@@ -730,7 +901,7 @@ class AofBackup:
                               step="config")
         lock = BackupLock(o["backup_dir"], o["port"])
         if not o.get("check_mode"):  # check mode creates nothing, not even the lock file
-            self._timed("lock", lock.acquire, o.get("lock_wait", 0))
+            self._timed("lock", lock.acquire, o["lock_wait"])
         saved = {}
         staging = None
         tmp_path = None
@@ -740,8 +911,9 @@ class AofBackup:
             result.update(redis_version=_to_str(server.get("redis_version")),
                           appendfsync=cfg["appendfsync"])
             if o.get("check_mode"):
-                result["plan"] = self.plan(cfg)
-                result["archives_deleted"] = self._retention(start)
+                archive = archive_name(start, o["port"], o["format"])
+                result["archives_deleted"] = self._retention(start, archive)
+                result["plan"] = self.plan(cfg, archive, result["archives_deleted"])
                 result["changed"] = True
                 return result
             if not os.access(o["backup_dir"], os.W_OK):
@@ -752,12 +924,14 @@ class AofBackup:
             self._set("auto-aof-rewrite-percentage", "0", saved)
             self.changed = True
             # step 2 and 3
+            self.progress.update(note="waiting for BGREWRITEAOF", force=True)
             result["rewrite"] = self._timed("rewrite", self._rewrite)
             self._timed("wait", self._wait)
+            self.progress.update(note="the rewrite is done; linking the AOF files", force=True)
             # step 4: stage one generation, then let automatic rewrites run again
             staging = tempfile.mkdtemp(prefix=".staging-%d-" % int(o["port"]), dir=o["backup_dir"])
             keys_before = self._snapshot_stats()
-            sample = sample_keys(self.client, int(o.get("sample_size", 100)))
+            sample = sample_keys(self.client, int(o["sample_size"]))
             digests_before = key_digests(self.client, sample)
             members, method, layout, files = self._timed("link", self._stage, cfg, staging)
             keys_after = self._snapshot_stats()
@@ -781,8 +955,14 @@ class AofBackup:
             fd, tmp_path = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(final) + "-",
                                             dir=o["backup_dir"])
             os.close(fd)
+            archiving = ArchiveProgress(self.progress, members, "archiving into %s" % os.path.basename(final))
+            archiving.counted(0)
             self._timed("archive", write_archive, o["format"], tmp_path, members,
-                        o["compression_level"], o.get("zstd_bin"))
+                        o["compression_level"], o.get("zstd_bin"), archiving)
+            self.progress.update(bytes_done=archiving.done, bytes_total=archiving.total,
+                                 files_done=archiving.files_done, files_total=archiving.files_total,
+                                 note="syncing and checksumming the archive", force=True)
+            self.archived = (archiving.done, archiving.files_done)
             with open(tmp_path, "rb") as f:
                 os.fsync(f.fileno())
             os.chmod(tmp_path, 0o600)
@@ -811,7 +991,8 @@ class AofBackup:
                 err = BackupError("; ".join(problems) + " -- fix this by hand now", step="restore_settings")
                 err.partial = result
                 raise err
-        result["archives_deleted"] = self._timed("retention", self._retention, start)
+        result["archives_deleted"] = self._timed("retention", self._retention, start,
+                                                 os.path.basename(result["archive"]))
         end = _utcnow()
         result.update(end=_iso(end), elapsed=round(time.monotonic() - t_start, 3), changed=True)
         return result

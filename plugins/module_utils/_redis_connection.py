@@ -3,7 +3,9 @@
 
 ``REDIS_CONNECTION_ARGSPEC`` is merged into a module's argument spec, its documentation is the
 ``nodowntime.storage.redis_connection`` doc fragment. ``client_kwargs`` is a pure function (no
-Ansible import) so the standalone scheduled backup script can build the very same client.
+Ansible import) so the standalone scheduled backup script can build the very same client; this
+file is installed on the host for it (``redis_aof_backup_lib``), so it imports Ansible only inside
+``connect``.
 """
 from __future__ import annotations
 
@@ -17,9 +19,16 @@ except ImportError:
     REDIS_IMP_ERR = traceback.format_exc()
     HAS_REDIS = False
 
+# Defaults of the connection options: the argument spec and client_kwargs (which the scheduled
+# script calls with its config) take them from here; the doc fragment repeats them (sanity's
+# validate-modules compares the two).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 6379
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
 REDIS_CONNECTION_ARGSPEC = dict(
-    login_host=dict(type="str", default="127.0.0.1", aliases=["host"]),
-    login_port=dict(type="int", default=6379, aliases=["port"]),
+    login_host=dict(type="str", default=DEFAULT_HOST, aliases=["host"]),
+    login_port=dict(type="int", default=DEFAULT_PORT, aliases=["port"]),
     login_unix_socket=dict(type="path", aliases=["unix_socket"]),
     login_user=dict(type="str", aliases=["username"]),
     login_password=dict(type="str", no_log=True, aliases=["password"]),
@@ -28,7 +37,7 @@ REDIS_CONNECTION_ARGSPEC = dict(
     ca_certs=dict(type="path"),
     client_cert_file=dict(type="path"),
     client_key_file=dict(type="path"),
-    connect_timeout=dict(type="float", default=10.0),
+    connect_timeout=dict(type="float", default=DEFAULT_CONNECT_TIMEOUT),
 )
 
 
@@ -37,16 +46,16 @@ def client_kwargs(params):
     kwargs = dict(
         username=params.get("login_user") or None,
         password=params.get("login_password") or None,
-        socket_connect_timeout=params.get("connect_timeout") or 10.0,
+        socket_connect_timeout=params.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT,
         # A backup waits for long server-side work through polling, never through one call.
-        socket_timeout=max(float(params.get("connect_timeout") or 10.0), 30.0),
+        socket_timeout=max(float(params.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT), 30.0),
         decode_responses=False,
     )
     if params.get("login_unix_socket"):
         kwargs["unix_socket_path"] = params["login_unix_socket"]
     else:
-        kwargs["host"] = params.get("login_host") or "127.0.0.1"
-        kwargs["port"] = int(params.get("login_port") or 6379)
+        kwargs["host"] = params.get("login_host") or DEFAULT_HOST
+        kwargs["port"] = int(params.get("login_port") or DEFAULT_PORT)
         if params.get("tls"):
             kwargs["ssl"] = True
             kwargs["ssl_cert_reqs"] = "required" if params.get("validate_certs", True) else "none"
@@ -65,7 +74,7 @@ def describe_endpoint(params):
     """A short human name for the server, for messages (never includes credentials)."""
     if params.get("login_unix_socket"):
         return "unix:%s" % params["login_unix_socket"]
-    return "%s:%s" % (params.get("login_host") or "127.0.0.1", params.get("login_port") or 6379)
+    return "%s:%s" % (params.get("login_host") or DEFAULT_HOST, params.get("login_port") or DEFAULT_PORT)
 
 
 def connect(module):

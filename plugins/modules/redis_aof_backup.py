@@ -23,6 +23,13 @@ description:
   - Two backups of one instance never run at once; a lock file C(.aof-backup-PORT.lock) in
     O(backup_dir) serialises them.
   - The module must run on the Redis host, because it reads the AOF files directly.
+  - B(Progress.) With O(progress_file), the module appends one line every O(progress_interval)
+    seconds - while it waits for the rewrite (the time elapsed and, from Redis 7, the percent of
+    the keys the rewrite has written), then while it archives (bytes and files done of all, the
+    rate and the time left) - and a last line when done (C(done) with the archive, or
+    C(failed at STEP) with the reason). Each line is a JSON object whose C(text) a person reads;
+    follow a backup started with C(async) with M(nodowntime.storage.job_progress), or C(tail -f)
+    the file on the host.
 author:
   - nodowntime.storage maintainers (@nodowntime)
 extends_documentation_fragment:
@@ -32,8 +39,9 @@ attributes:
   check_mode:
     support: full
     details:
-      - Reads the configuration and reports the plan and the archives retention would delete;
-        runs no C(CONFIG SET), no rewrite and writes nothing, not even the lock file.
+      - Reads the configuration and reports the plan and the archives retention would delete
+        (counting in the archive the run would create, as the run does); runs no C(CONFIG SET), no rewrite and writes nothing, not even the lock file or
+        O(progress_file).
   diff_mode:
     support: none
 options:
@@ -64,9 +72,8 @@ options:
   format:
     description:
       - Archive format. V(zip) is the format of the original procedure (Python's zipfile, deflate).
-      - V(tar.zst) pipes a tar stream through C(zstd -T0); it needs the C(zstd) program. Measured on
-        2 cores with a 112 MiB AOF (C(bench/redis_archive_formats.py)) it took 0.4 s against 0.9 s for
-        deflate level 1 and 2.5 s for level 6, at the size of level 6.
+      - V(tar.zst) pipes a tar stream through C(zstd -T0); it needs the C(zstd) program. It is much
+        faster than V(zip) at a similar size (the collection's C(docs/performance.md) has measurements).
     type: str
     choices: [zip, tar.zst]
     default: zip
@@ -97,12 +104,26 @@ options:
       - How many random keys of db 0 to record (as digests of their values) for the restore drill.
     type: int
     default: 100
+  progress_file:
+    description:
+      - File to append progress lines to while the backup runs (emptied when a run starts), one
+        JSON object a line, as M(nodowntime.storage.job_progress) reads them. Not written when
+        unset, nor in check mode.
+    type: path
+  progress_interval:
+    description: Seconds between two lines in O(progress_file).
+    type: float
+    default: 5
 requirements:
   - The C(zstd) program for O(format=tar.zst).
 notes:
+  - Ansible shows a module's result only when it ends. For the backup of a large AOF run the task
+    with C(async) and C(poll=0), then follow it with M(nodowntime.storage.job_progress) (see the
+    examples).
   - The archive contains C(<appenddirname>/) with the manifest, base and incr files (Redis 7), or
     the single AOF file (older Redis), plus C(nodowntime-aof-backup.json).
 seealso:
+  - module: nodowntime.storage.job_progress
   - name: Redis persistence, backing up AOF persistence
     description: Why automatic rewrites are held off while the files are hard-linked.
     link: https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/
@@ -128,6 +149,31 @@ EXAMPLES = r"""
     backup_dir: /var/backups/redis
     format: tar.zst
     lock_wait: 600
+
+- name: Start the backup of a large AOF in the background
+  nodowntime.storage.redis_aof_backup:
+    login_port: 6379
+    backup_dir: /var/backups/redis
+    progress_file: /var/log/nodowntime/redis-aof-backup-6379.progress
+  async: 3600
+  poll: 0
+  register: backup_job
+
+- name: Follow it, one line every 10 seconds (the rewrite, then bytes archived of all)
+  nodowntime.storage.job_progress:
+    jid: "{{ backup_job.ansible_job_id }}"
+    progress_file: /var/log/nodowntime/redis-aof-backup-6379.progress
+    wait: 10
+    label: redis 6379
+  register: backup_progress
+  loop: "{{ range(3600 // 10 + 2) | list }}"
+  loop_control:
+    label: "{{ backup_progress.msg | default('starting') }}"
+    break_when: backup_progress.finished | default(false)
+
+- name: Use the backup's result
+  ansible.builtin.debug:
+    msg: "{{ (backup_progress.results | last).archive }}"
 """
 
 RETURN = r"""
@@ -223,10 +269,15 @@ failed_step:
 
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.nodowntime.storage.plugins.module_utils import _progress
 from ansible_collections.nodowntime.storage.plugins.module_utils._redis_aof import (
+    ARCHIVE_FORMATS,
+    DEFAULTS,
     AofBackup,
     BackupError,
+    backup_options,
 )
 from ansible_collections.nodowntime.storage.plugins.module_utils._redis_connection import (
     REDIS_CONNECTION_ARGSPEC,
@@ -238,46 +289,46 @@ def main():
     argument_spec = dict(REDIS_CONNECTION_ARGSPEC)
     argument_spec.update(
         backup_dir=dict(type="path", required=True),
-        relax_fsync=dict(type="bool", default=True),
-        timeout=dict(type="int", default=600),
-        poll_interval=dict(type="float", default=0.5),
-        format=dict(type="str", choices=["zip", "tar.zst"], default="zip"),
+        relax_fsync=dict(type="bool", default=DEFAULTS["relax_fsync"]),
+        timeout=dict(type="int", default=DEFAULTS["timeout"]),
+        poll_interval=dict(type="float", default=DEFAULTS["poll_interval"]),
+        format=dict(type="str", choices=list(ARCHIVE_FORMATS), default=DEFAULTS["format"]),
         compression_level=dict(type="int"),
-        lock_wait=dict(type="int", default=0),
+        lock_wait=dict(type="int", default=DEFAULTS["lock_wait"]),
         keep_days=dict(type="int"),
         keep_last=dict(type="int"),
-        sample_size=dict(type="int", default=100),
+        sample_size=dict(type="int", default=DEFAULTS["sample_size"]),
+        progress_file=dict(type="path"),
+        progress_interval=dict(type="float", default=DEFAULTS["progress_interval"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
 
-    level = p["compression_level"]
-    if level is None:
-        level = 1 if p["format"] == "zip" else 3
-    limit = 9 if p["format"] == "zip" else 19
-    if not 1 <= level <= limit:
-        module.fail_json(msg="compression_level must be 1 to %d for format %s, not %d" % (limit, p["format"], level))
-    if p["keep_last"] is not None and p["keep_last"] < 1:
-        module.fail_json(msg="keep_last must be 1 or more (the newest archive is always kept), not %d"
-                         % p["keep_last"])
-    if p["keep_days"] is not None and p["keep_days"] < 0:
-        module.fail_json(msg="keep_days must be 0 or more, not %d" % p["keep_days"])
-    if p["timeout"] < 1:
-        module.fail_json(msg="timeout must be 1 second or more, not %d" % p["timeout"])
-    zstd_bin = None
-    if p["format"] == "tar.zst":
-        zstd_bin = module.get_bin_path("zstd")
-        if not zstd_bin:
-            module.fail_json(msg="format tar.zst needs the zstd program, which is not in PATH on this "
-                                 "host; install zstd or use format zip")
+    if p["progress_interval"] < 0:
+        module.fail_json(msg="progress_interval must be 0 or more seconds, not %s" % p["progress_interval"])
+    progress = None
+    if p["progress_file"] and not module.check_mode:
+        # Opened first: whoever follows the file must not take an earlier run's last line for this one's.
+        try:
+            progress = _progress.ProgressFile(p["progress_file"], p["progress_interval"], what="redis backup")
+        except OSError as e:
+            module.fail_json(msg="progress_file: cannot write %s: %s" % (p["progress_file"], to_native(e)))
 
+    def fail(msg):
+        if progress is not None:
+            progress.finish(outcome="failed", note=msg)
+        module.fail_json(msg=msg)
+
+    zstd_bin = module.get_bin_path("zstd") if p["format"] == "tar.zst" else None
+    try:
+        opts = backup_options(p, zstd_bin=zstd_bin, check_mode=module.check_mode)
+    except BackupError as e:
+        fail(str(e))
+
+    if progress is not None:
+        progress.update(note="connecting to Redis", force=True)
     client = connect(module)
-    job = AofBackup(client, dict(
-        backup_dir=p["backup_dir"], port=p["login_port"], relax_fsync=p["relax_fsync"],
-        timeout=p["timeout"], poll_interval=p["poll_interval"], format=p["format"],
-        compression_level=level, lock_wait=p["lock_wait"], keep_days=p["keep_days"],
-        keep_last=p["keep_last"], sample_size=p["sample_size"], zstd_bin=zstd_bin,
-        check_mode=module.check_mode))
+    job = AofBackup(client, opts, progress=progress)
     try:
         result = job.run()
     except BackupError as e:

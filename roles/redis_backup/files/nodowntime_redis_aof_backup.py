@@ -3,14 +3,18 @@
 
 Installed by the nodowntime.storage.redis_backup role into /usr/local/lib/nodowntime-redis-backup/
 (run through the /usr/local/sbin/nodowntime-redis-aof-backup wrapper). The backup logic is the
-collection's plugins/module_utils/_redis_aof.py, shipped unchanged next to this script, so a
-scheduled run does exactly what the redis_aof_backup module does.
+collection's module_utils _redis_aof.py (with _redis_connection.py and _progress.py), which the
+role's install step writes unchanged next to this script (the module redis_aof_backup_lib), so a
+scheduled run does exactly what the redis_aof_backup module does, with the same defaults. With
+``progress_file`` in the config, a backup writes its progress there as the module does, so a play
+that starts the service can follow it with job_progress. Needs Python 3 and the redis library, not
+Ansible.
 
   nodowntime-redis-aof-backup backup      --config FILE   one backup, recorded in backup-runs.jsonl
   nodowntime-redis-aof-backup record-skip --config FILE   record a run skipped because one was running
   nodowntime-redis-aof-backup drill       --config FILE [--archive PATH]
   nodowntime-redis-aof-backup extract     --config FILE --archive PATH --dest DIR
-  nodowntime-redis-aof-backup status      --config FILE   loading, aof_enabled, keys of the server
+  nodowntime-redis-aof-backup status      --config FILE [--wait SECONDS]   loading, aof_enabled, keys
   nodowntime-redis-aof-backup report      --config FILE [--days N]   backup compliance
 Every command prints one JSON object; the exit status is 0 on success.
 """
@@ -23,10 +27,12 @@ import os
 import shutil
 import socket
 import sys
+import time
 
 LIB = os.environ.get("NODOWNTIME_LIB", os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, LIB)
 
+import _progress  # noqa: E402
 import _redis_aof as aof  # noqa: E402
 import _redis_connection as conn  # noqa: E402
 
@@ -46,15 +52,19 @@ def archives(cfg):
 def cmd_backup(cfg, args):
     start = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = dict(start=start, port=cfg["login_port"], host=socket.gethostname(), trigger=args.trigger)
+    progress = None
+    if cfg.get("progress_file"):
+        try:
+            interval = cfg.get("progress_interval")
+            progress = _progress.ProgressFile(cfg["progress_file"],
+                                              aof.DEFAULTS["progress_interval"] if interval is None else interval,
+                                              what="redis backup")
+        except OSError as e:  # the backup matters more than its progress report
+            sys.stderr.write("cannot write the progress file %s: %s\n" % (cfg["progress_file"], e))
     try:
-        opts = dict(backup_dir=cfg["backup_dir"], port=cfg["login_port"], relax_fsync=cfg.get("relax_fsync", True),
-                    timeout=cfg.get("timeout", 600), poll_interval=cfg.get("poll_interval", 0.5),
-                    format=cfg.get("format", "zip"), compression_level=cfg.get("compression_level") or (
-                        1 if cfg.get("format", "zip") == "zip" else 3),
-                    lock_wait=cfg.get("lock_wait", 0), keep_days=cfg.get("keep_days"),
-                    keep_last=cfg.get("keep_last"), sample_size=cfg.get("sample_size", 100),
-                    zstd_bin=shutil.which("zstd"), check_mode=False)
-        result = aof.AofBackup(client(cfg), opts).run()
+        # The module's defaults and checks: a setting missing from the config means the module's default.
+        opts = aof.backup_options(cfg, zstd_bin=shutil.which("zstd"))
+        result = aof.AofBackup(client(cfg), opts, progress=progress).run()
         record.update(outcome="ok", archive=result["archive"], sha256=result["sha256"], size=result["size"],
                       elapsed=result["elapsed"], steps=result["steps"], deleted=result["archives_deleted"])
         rc = 0
@@ -62,6 +72,8 @@ def cmd_backup(cfg, args):
         result = dict(failed=True, msg=str(e), failed_step=getattr(e, "step", None))
         record.update(outcome="failed", msg=str(e), failed_step=getattr(e, "step", None))
         rc = 1
+        if progress is not None:  # a failure before the backup began (no Redis library, no server)
+            progress.finish(outcome="failed", note=(str(e).splitlines() or [""])[0][:300])
     record["end"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     aof.append_run_record(cfg["backup_dir"], record)
     print(json.dumps(result, sort_keys=True))
@@ -105,13 +117,17 @@ def cmd_extract(cfg, args):
     return 0
 
 
-def cmd_status(cfg, args):
-    c = client(cfg)
+def server_status(cfg):
+    """``up``, ``loading`` (with Redis' percent and time left), ``aof_enabled``, keys and AOF settings."""
     try:
+        c = client(cfg)
         persistence = c.info("persistence")
         keys = aof.keyspace_counts(c.info("keyspace"))
         out = dict(up=True, loading=int(persistence.get("loading", 0)), aof_enabled=int(persistence.get("aof_enabled", 0)),
                    keys=keys, total_keys=sum(keys.values()))
+        if out["loading"]:
+            out.update(loading_percent=float(persistence.get("loading_loaded_perc", 0) or 0),
+                       loading_eta_seconds=int(persistence.get("loading_eta_seconds", 0) or 0))
         for name in ("dir", "appendonly", "appendfilename", "appenddirname"):
             try:
                 out[name] = aof.config_get(c, name)
@@ -119,6 +135,29 @@ def cmd_status(cfg, args):
                 out[name] = None
     except Exception as e:
         out = dict(up=False, msg=str(e))
+    out["loaded"] = bool(out["up"] and not out["loading"])
+    return out
+
+
+def cmd_status(cfg, args):
+    """The server's state; with --wait N, wait up to N seconds for it to be up and loaded first.
+
+    A bounded wait on the host: the play calls it once per interval and prints one line each time
+    (``msg``), instead of retrying a task.
+    """
+    deadline = time.monotonic() + (args.wait or 0)
+    while True:
+        out = server_status(cfg)
+        if out["loaded"] or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if out["loaded"]:
+        out["msg"] = "Redis on port %s is up, AOF loaded: %d keys" % (cfg["login_port"], out["total_keys"])
+    elif out["up"]:
+        out["msg"] = "Redis on port %s is loading: %.1f%% done, %ds left" % (
+            cfg["login_port"], out["loading_percent"], out["loading_eta_seconds"])
+    else:
+        out["msg"] = "Redis on port %s is not answering yet: %s" % (cfg["login_port"], out["msg"])
     print(json.dumps(out, sort_keys=True))
     return 0
 
@@ -148,6 +187,7 @@ def main():
     ap.add_argument("--port", type=int, help="loopback port of the drill's scratch redis-server")
     ap.add_argument("--workdir")
     ap.add_argument("--days", type=int)
+    ap.add_argument("--wait", type=float, help="status: seconds to wait for the server to be up and loaded")
     ap.add_argument("--trigger", default=os.environ.get("NODOWNTIME_TRIGGER", "manual"))
     args = ap.parse_args()
     with open(args.config) as f:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import itertools
+import pathlib
 
 import pytest
+import yaml
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_aof as aof
+from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_connection
 from ansible_collections.nodowntime.storage.plugins.module_utils._redis_connection import client_kwargs
 
 # Recorded from redis-server 7.0.15 after one BGREWRITEAOF
@@ -131,6 +135,17 @@ def test_retention_never_deletes_newest_and_no_rule_deletes_nothing():
         aof.select_expired(names, 6379, NOW, keep_last=0)
 
 
+def test_retention_plan_counts_the_archive_the_run_creates():
+    """Check mode and the real run plan retention alike: with the new archive counted in."""
+    names = _names(6379, [1, 2, 3], NOW) + ["notes.txt"]
+    new = aof.archive_name(NOW, 6379, "zip")
+    assert aof.retention_plan(names, new, 6379, NOW, keep_last=1) == _names(6379, [3, 2, 1], NOW)
+    assert aof.retention_plan(names, new, 6379, NOW, keep_last=3) == _names(6379, [3], NOW)
+    # the real run lists the directory after the archive is written: the same plan
+    assert aof.retention_plan(names + [new], new, 6379, NOW, keep_last=1) == _names(6379, [3, 2, 1], NOW)
+    assert aof.retention_plan(names, new, 6379, NOW) == []
+
+
 def test_newest_archive():
     names = _names(6379, [3, 1, 2], NOW) + _names(6380, [0], NOW) + ["x.zip"]
     assert aof.newest_archive(names, 6379) == _names(6379, [1], NOW)[0]
@@ -169,3 +184,105 @@ def test_client_kwargs():
     assert kw["ssl_cert_reqs"] == "none" and kw["ssl_ca_certs"] == "/ca" and kw["username"] == "u"
     kw = client_kwargs(dict(login_unix_socket="/run/redis.sock", login_port=7000))
     assert kw["unix_socket_path"] == "/run/redis.sock" and "host" not in kw
+
+
+class RecordedProgress:
+    """Takes the place of a _progress.ProgressFile: keeps what it is told."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, **kwargs):
+        self.updates.append(kwargs)
+
+
+@pytest.mark.parametrize("fmt", ["zip", pytest.param("tar.zst", marks=pytest.mark.functional)])  # runs zstd
+def test_write_archive_reports_every_byte_and_member(tmp_path, fmt):
+    import shutil
+
+    if fmt == "tar.zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    base = tmp_path / "base.rdb"
+    base.write_bytes(b"B" * (3 * 1024 * 1024 + 5))  # streamed in 1 MiB chunks
+    incr = tmp_path / "incr.aof"
+    incr.write_bytes(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI")  # cut at the last complete command
+    members = [("dir/manifest", None, b"manifest text", False), ("dir/base.rdb", str(base), base.stat().st_size, False),
+               ("dir/incr.aof", str(incr), incr.stat().st_size, True)]
+    recorded = RecordedProgress()
+    clock = itertools.count().__next__  # a second passes between two chunks: every chunk is reported
+    progress = aof.ArchiveProgress(recorded, members, "archiving", every=1, clock=clock)
+    assert progress.total == 13 + base.stat().st_size + incr.stat().st_size
+    aof.write_archive(fmt, str(tmp_path / "out"), members, 1, shutil.which("zstd"), progress)
+    done = [(u["bytes_done"], u["files_done"]) for u in recorded.updates]
+    assert done[-1] == (progress.total, 3) and recorded.updates[-1]["force"]
+    assert done == sorted(done) and all(u["bytes_total"] == progress.total for u in recorded.updates)
+    if fmt == "zip":  # the manifest, then the base file in _copy_limited's chunks
+        chunks = [13 + n * 1048576 for n in range(4)] + [13 + base.stat().st_size]
+        assert [d for d, f in done if f == 1] == chunks
+
+
+def test_archive_progress_is_handed_on_at_most_every_interval():
+    recorded = RecordedProgress()
+    now = [0.0]
+    progress = aof.ArchiveProgress(recorded, [("a", "/a", 1000, False)], "archiving", every=0.5,
+                                   clock=lambda: now[0])
+    for dummy in range(10):
+        progress.counted(50)
+        now[0] += 0.2
+    progress.member_done()
+    # at 0.0, 0.6, 1.2 and 1.8 s, then the member's end
+    assert [u["bytes_done"] for u in recorded.updates] == [50, 200, 350, 500, 500]
+    assert recorded.updates[-1]["force"] and recorded.updates[-1]["files_done"] == 1
+
+
+# ---- the backup's defaults: one source (_redis_aof.DEFAULTS), the copies that must stay compared with it
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+ROLE = ROOT / "roles" / "redis_backup"
+# role variable -> module option, for the options the role passes on to every backup
+ROLE_OPTIONS = dict(redis_backup_format="format", redis_backup_relax_fsync="relax_fsync",
+                    redis_backup_timeout="timeout")
+
+
+def _module_doc_options():
+    from ansible_collections.nodowntime.storage.plugins.modules import redis_aof_backup
+    return yaml.safe_load(redis_aof_backup.DOCUMENTATION)["options"]
+
+
+def test_module_documents_the_defaults_it_uses():
+    options = _module_doc_options()
+    for name, value in aof.DEFAULTS.items():
+        assert options[name]["default"] == value, name
+    assert options["format"]["choices"] == list(aof.ARCHIVE_FORMATS)
+
+
+def test_role_defaults_and_argument_specs_match_the_module():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    for var, option in ROLE_OPTIONS.items():
+        assert defaults[var] == aof.DEFAULTS[option], var
+        assert specs["main"]["options"][var]["default"] == aof.DEFAULTS[option], var
+    # every entry point documents each variable it takes with the default the role really has
+    for entry, spec in specs.items():
+        for var, opt in spec["options"].items():
+            if var in defaults and "default" in opt:
+                assert opt["default"] == defaults[var], (entry, var)
+    assert defaults["redis_backup_port"] == _redis_connection.DEFAULT_PORT
+    assert defaults["redis_backup_host"] == _redis_connection.DEFAULT_HOST
+
+
+def test_backup_options_fill_defaults_and_name_what_is_wrong():
+    opts = aof.backup_options(dict(backup_dir="/b", login_port=6380, keep_last=None))
+    assert opts["compression_level"] == aof.DEFAULT_COMPRESSION_LEVEL["zip"]
+    assert {k: opts[k] for k in aof.DEFAULTS if k != "progress_interval"} == {
+        k: v for k, v in aof.DEFAULTS.items() if k != "progress_interval"}
+    assert aof.backup_options(dict(backup_dir="/b", login_port=1, format="tar.zst"), zstd_bin="/usr/bin/zstd")[
+        "compression_level"] == 3
+    for params, msg in [(dict(compression_level=12), "compression_level must be 1 to 9 for format zip, not 12"),
+                        (dict(keep_last=0), "keep_last must be 1 or more"),
+                        (dict(keep_days=-1), "keep_days must be 0 or more, not -1"),
+                        (dict(timeout=0), "timeout must be 1 second or more, not 0"),
+                        (dict(format="tar.zst"), "format tar.zst needs the zstd program")]:
+        with pytest.raises(aof.BackupError, match=msg) as e:
+            aof.backup_options(dict(dict(backup_dir="/b", login_port=1), **params))
+        assert e.value.step == "config"

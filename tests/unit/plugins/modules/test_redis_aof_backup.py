@@ -10,7 +10,6 @@ import resource
 import shutil
 import signal
 import sys
-import socket
 import subprocess
 import tempfile
 import threading
@@ -22,25 +21,20 @@ from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_a
 from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_connection
 from ansible_collections.nodowntime.storage.plugins.modules import redis_aof_backup
 
+from ..helpers import free_port
 from .utils import fail_module, run_module
 
 redis = pytest.importorskip("redis")
 REDIS_SERVER = shutil.which("redis-server")
 CHECK_AOF = shutil.which("redis-check-aof")
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed on this host")
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# Every test starts a real redis-server: functional tests.
+pytestmark = [pytest.mark.functional,
+              pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed on this host")]
 
 
 def start_redis(datadir, *extra):
     """Start redis-server in ``datadir``; return (Popen, port, client) once it answers."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(datadir),
                              "--save", "", "--daemonize", "no", "--logfile", os.path.join(str(datadir), "redis.log")]
                             + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -284,10 +278,24 @@ def test_check_mode_changes_nothing(server):
     result = run_module(redis_aof_backup.main, server.args(keep_last=1), check_mode=True)
     assert result["changed"] is True
     assert "CONFIG SET appendfsync no (was always)" in result["plan"]
-    assert result["archives_deleted"] == []  # the only archive is the newest
+    # The real run creates an archive first, which becomes the one keep_last keeps.
+    assert result["archives_deleted"] == [old]
+    assert "delete by retention: %s" % old in result["plan"]
     assert server.config() == before
     assert server.client.info("persistence")["aof_rewrites"] == rewrites
     assert os.listdir(str(server.backup_dir)) == [old]
+
+
+@pytest.mark.parametrize("rules", [dict(keep_last=1), dict(keep_last=3), dict(keep_days=30),
+                                   dict(keep_days=30, keep_last=2), dict()])
+def test_check_mode_predicts_the_deletions_of_the_real_run(server, rules):
+    names = ["aof_2000010%d000000-%d.zip" % (d, server.port) for d in range(1, 5)]
+    for n in names + ["aof_20000101000000-%d.zip" % (server.port + 1), "notes.txt"]:
+        (server.backup_dir / n).write_bytes(b"x")
+    predicted = run_module(redis_aof_backup.main, server.args(**rules), check_mode=True)
+    real = run_module(redis_aof_backup.main, server.args(**rules))
+    assert predicted["archives_deleted"] == real["archives_deleted"]
+    assert os.path.basename(real["archive"]) not in real["archives_deleted"]
 
 
 def test_retention_keeps_exactly_what_it_should(server):
@@ -383,7 +391,7 @@ def test_bad_options_fail_clearly(server):
         redis_aof_backup.main, server.args(keep_last=0))["msg"]
     assert "does not exist" in fail_module(
         redis_aof_backup.main, server.args(backup_dir="/nonexistent/x"))["msg"]
-    port = _free_port()
+    port = free_port()
     assert "Cannot connect to Redis at 127.0.0.1:%d" % port in fail_module(
         redis_aof_backup.main, server.args(login_port=port))["msg"]
 
@@ -422,3 +430,82 @@ def test_single_file_layout_is_archived_cut_at_a_complete_command(tmp_path):
     if CHECK_AOF:
         chk = subprocess.run([CHECK_AOF, str(dest / "appendonly.aof")], capture_output=True, text=True, check=False)
         assert chk.returncode == 0, chk.stdout
+
+
+# ---- the progress file
+
+def progress_lines(path):
+    """Every line of a progress file, each of which must be a JSON object with a text."""
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(isinstance(line["text"], str) and line["text"] for line in lines)
+    return lines
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.zst"])
+def test_progress_file_follows_the_rewrite_and_the_archive(server, tmp_path, fmt):
+    if fmt == "tar.zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    server.populate(20000)
+    progress = tmp_path / "log" / "backup.progress"
+    result = run_module(redis_aof_backup.main, server.args(format=fmt, progress_file=str(progress),
+                                                           progress_interval=0))
+    lines = progress_lines(progress)
+    assert [line["final"] for line in lines] == [False] * (len(lines) - 1) + [True]
+    notes = [line["note"] for line in lines]
+    assert notes[:2] == ["connecting to Redis", "starting"] and "waiting for BGREWRITEAOF" in notes
+    archiving = [line for line in lines if line["note"].startswith("archiving into aof_")]
+    assert archiving and archiving[0]["bytes_done"] == 0
+    assert all(line["bytes_done"] <= line["bytes_total"] for line in archiving)
+    assert [line["bytes_done"] for line in archiving] == sorted(line["bytes_done"] for line in archiving)
+    # The base file, the incr file and the manifest, then the backup's own metadata.
+    assert archiving[-1]["files_done"] == archiving[-1]["files_total"] == 4
+    assert archiving[-1]["bytes_done"] == archiving[-1]["bytes_total"] > 100000
+    last = lines[-1]
+    assert last["outcome"] == "done" and last["what"] == "redis backup" and last["rate_unit"] == "bytes"
+    assert last["bytes_done"] == last["bytes_total"] == archiving[-1]["bytes_total"]
+    assert last["note"] == "%s, %d bytes" % (os.path.basename(result["archive"]), result["size"])
+    assert "progress_file" not in result and "bytes_done" not in result
+
+
+def test_progress_of_a_failed_backup_names_the_step(server, tmp_path):
+    server.populate(2000)
+    server.client.config_set("rdb-key-save-delay", 100000)
+    server.client.bgsave()
+    progress = tmp_path / "backup.progress"
+    result = fail_module(redis_aof_backup.main, server.args(timeout=1, progress_file=str(progress),
+                                                            progress_interval=0))
+    lines = progress_lines(progress)
+    assert lines[-2]["note"] == "waiting for BGREWRITEAOF (scheduled)"
+    assert lines[-1]["final"] and lines[-1]["outcome"] == "failed at wait"
+    assert lines[-1]["note"] == result["msg"]
+
+
+def test_check_mode_writes_no_progress_file(server, tmp_path):
+    progress = tmp_path / "backup.progress"
+    run_module(redis_aof_backup.main, server.args(progress_file=str(progress)), check_mode=True)
+    assert not progress.exists()
+
+
+def test_scheduled_script_writes_the_progress_file_of_its_config(server, tmp_path):
+    root = pathlib.Path(__file__).resolve().parents[4]
+    server.populate(500)
+    progress = tmp_path / "backup.progress"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(dict(login_port=server.port, backup_dir=str(server.backup_dir), poll_interval=0.05,
+                                   progress_file=str(progress), progress_interval=0)))
+    proc = subprocess.run([sys.executable, str(root / "roles" / "redis_backup" / "files" / "nodowntime_redis_aof_backup.py"),
+                           "backup", "--config", str(cfg)], capture_output=True, text=True, check=False,
+                          env=dict(os.environ, NODOWNTIME_LIB=str(root / "plugins" / "module_utils")))
+    assert proc.returncode == 0, proc.stderr
+    last = progress_lines(progress)[-1]
+    assert last["final"] and last["outcome"] == "done"
+    assert last["note"].startswith(os.path.basename(json.loads(proc.stdout)["archive"]))
+
+
+def test_progress_file_of_refused_input_says_so(server, tmp_path):
+    progress = tmp_path / "backup.progress"
+    progress.write_text(json.dumps(dict(text="an earlier run: done", final=True)) + "\n")
+    result = fail_module(redis_aof_backup.main, server.args(keep_last=0, progress_file=str(progress)))
+    lines = progress_lines(progress)
+    assert len(lines) == 1 and lines[0]["final"] and lines[0]["outcome"] == "failed"
+    assert lines[0]["note"] == result["msg"] and result["msg"].startswith("keep_last must be 1 or more")

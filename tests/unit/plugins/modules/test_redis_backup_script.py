@@ -6,12 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+import yaml
 
+from ..helpers import free_port
 from .test_redis_aof_backup import REDIS_SERVER, Server, stop
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed on this host")
+# Runs the script against a real redis-server: functional tests.
+pytestmark = [pytest.mark.functional,
+              pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed on this host")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SCRIPT = os.path.join(ROOT, "roles", "redis_backup", "files", "nodowntime_redis_aof_backup.py")
@@ -77,3 +82,33 @@ def test_drill_without_archive_fails(server, tmp_path):
     cfg.write_text(json.dumps(dict(login_port=server.port, backup_dir=str(server.backup_dir))))
     rc, drill = script(cfg, "drill")
     assert rc == 1 and not drill["passed"] and "no archive of port" in drill["problems"][0]
+
+
+def test_status_waits_a_bounded_time_and_says_why(server, tmp_path):
+    """status --wait N: at once when Redis is up and loaded, else after N seconds with a line saying why."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(dict(login_port=server.port, backup_dir=str(server.backup_dir))))
+    t0 = time.monotonic()
+    rc, status = script(cfg, "status", "--wait", "30")
+    assert rc == 0 and status["loaded"] and time.monotonic() - t0 < 10
+    assert status["msg"] == "Redis on port %d is up, AOF loaded: 0 keys" % server.port
+    down = tmp_path / "down.json"
+    down.write_text(json.dumps(dict(login_port=free_port(), backup_dir=str(server.backup_dir))))
+    t0 = time.monotonic()
+    rc, status = script(down, "status", "--wait", "1.5")
+    assert rc == 0 and not status["loaded"] and not status["up"]
+    assert 1.5 <= time.monotonic() - t0 < 10
+    assert status["msg"].startswith("Redis on port %s is not answering yet: " % json.loads(down.read_text())["login_port"])
+
+
+ROLE_TASKS = os.path.join(ROOT, "roles", "redis_backup", "tasks")
+
+
+def test_role_tasks_never_retry_and_never_reach_into_plugins():
+    """No `until:` (it prints FAILED - RETRYING); nothing copied out of the collection's plugins/."""
+    for name in sorted(os.listdir(ROLE_TASKS)):
+        with open(os.path.join(ROLE_TASKS, name)) as f:
+            tasks = yaml.safe_load(f)
+        for task in tasks:
+            assert "until" not in task and "retries" not in task, (name, task["name"])
+            assert "plugins/" not in json.dumps(task), (name, task["name"])
