@@ -17,6 +17,7 @@ default.rsync, default.rsyncssh, default.direct).
 from __future__ import annotations
 
 import math
+import os
 import re
 
 from ansible_collections.nodowntime.storage.plugins.module_utils._lua import (
@@ -613,3 +614,25 @@ def parse_log(text, max_errors=10):
         started_sources=started,
         errors=errors[-max_errors:] if max_errors else [],
     )
+
+
+class LsyncdFilesError(ValueError):
+    """lsyncd's files cannot be worked out; the message starts with the option to fix."""
+
+
+def lsyncd_files(config_path, status_file=None, log_file=None):
+    """``(status_file, log_file, config_text)``: the files given, else those of the managed
+    settings block of ``config_path`` (config_text is None when that file is missing)."""
+    config_text = None
+    if os.path.isfile(config_path):
+        try:
+            with open(config_path, "rb") as f:
+                config_text = f.read().decode("utf-8", "replace")
+            status_file = status_file or read_setting(config_text, "statusFile")
+            log_file = log_file or read_setting(config_text, "logfile")
+        except (OSError, ConfigFileError, LuaRenderError) as e:
+            raise LsyncdFilesError("config: cannot read %s: %s" % (config_path, e))
+    if not status_file:
+        raise LsyncdFilesError("status_file: not given and no statusFile in the managed settings block of %s"
+                               % config_path)
+    return status_file, log_file, config_text

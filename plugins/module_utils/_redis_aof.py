@@ -7,7 +7,7 @@ through the ``redis_aof_backup_lib`` module) next to a small script so that sche
 (systemd timer or cron) perform exactly the same steps on a host without Ansible. Keep it that
 way, and import none of the collection's other files: the host has only these three.
 
-Steps (seed 001, made safe for Redis 7's multi-part AOF):
+Steps (the five-step AOF backup, made safe for Redis 7's multi-part AOF):
 
 1. remember ``appendfsync`` and set it to ``no`` (``relax_fsync``); also remember
    ``auto-aof-rewrite-percentage`` and set it to ``0`` so no automatic rewrite starts
@@ -206,7 +206,7 @@ def resp_complete_length(data):
 
 
 def archive_name(when, port, fmt):
-    """``aof_YYYYmmddHHMMSS-PORT.zip`` (seed 001's name) or ``.tar.zst``; ``when`` is UTC."""
+    """``aof_YYYYmmddHHMMSS-PORT.zip`` (the classic name) or ``.tar.zst``; ``when`` is UTC."""
     if fmt not in ARCHIVE_FORMATS:
         raise BackupError("format must be one of %s, not %r" % (", ".join(ARCHIVE_FORMATS), fmt))
     return "aof_%s-%d.%s" % (when.strftime("%Y%m%d%H%M%S"), int(port), fmt)
@@ -674,7 +674,7 @@ def append_run_record(backup_dir, record):
 
 
 def compliance(records, since=None):
-    """Backup compliance (seed 002): successful runs / attempted runs, in percent."""
+    """Backup compliance: successful runs / attempted runs, in percent."""
     rows = [r for r in records if since is None or r.get("start", "") >= since]
     ok = sum(1 for r in rows if r.get("outcome") == "ok")
     return dict(runs=len(rows), ok=ok, failed=len(rows) - ok,

@@ -36,6 +36,7 @@ author:
   - nodowntime.storage maintainers (@nodowntime)
 extends_documentation_fragment:
   - nodowntime.storage.attributes
+  - nodowntime.storage.lsyncd_files
 attributes:
   check_mode:
     support: partial
@@ -46,21 +47,6 @@ attributes:
     support: N/A
     details: The module leaves nothing changed.
 options:
-  config:
-    description:
-      - lsyncd configuration file written by M(nodowntime.storage.lsyncd_conf). Used to find
-        O(status_file) and O(log_file) when they are not given (C(statusFile) and C(logfile) of
-        the managed settings block). Ignored when missing.
-    type: path
-    default: /etc/lsyncd/lsyncd.conf.lua
-  status_file:
-    description: lsyncd's status file. Defaults to C(statusFile) of the managed settings block in O(config).
-    type: path
-  log_file:
-    description:
-      - lsyncd's log file, read for its count of event-queue overflows (RV(overflows)). Defaults to
-        C(logfile) of the managed settings block in O(config); not read when neither is set.
-    type: path
   source:
     description:
       - The source directory of the sync, as in its lsyncd configuration (symlinks are resolved,
@@ -242,29 +228,21 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _lsyncd_drain
 from ansible_collections.nodowntime.storage.plugins.module_utils._lsyncd import (
-    ConfigFileError,
     LsyncdConfigError,
+    LsyncdFilesError,
     check_target,
-    read_setting,
+    lsyncd_files,
 )
-from ansible_collections.nodowntime.storage.plugins.module_utils._lua import LuaRenderError
 from ansible_collections.nodowntime.storage.plugins.module_utils._rsync import connection_options, dest_is_daemon
 
 
 def _files(module):
     """status_file and log_file from the options or the managed settings block of config."""
     p = module.params
-    status_file, log_file = p["status_file"], p["log_file"]
-    if os.path.isfile(p["config"]) and not (status_file and log_file):
-        try:
-            with open(p["config"], "rb") as f:
-                text = f.read().decode("utf-8", "replace")
-            status_file = status_file or read_setting(text, "statusFile")
-            log_file = log_file or read_setting(text, "logfile")
-        except (OSError, ConfigFileError, LuaRenderError) as e:
-            module.fail_json(msg="config: cannot read %s: %s" % (p["config"], to_native(e)))
-    if not status_file:
-        module.fail_json(msg="status_file: not given and no statusFile in the managed settings block of %s" % p["config"])
+    try:
+        status_file, log_file, dummy = lsyncd_files(p["config"], p["status_file"], p["log_file"])
+    except LsyncdFilesError as e:
+        module.fail_json(msg=to_native(e))
     return status_file, log_file
 
 

@@ -19,28 +19,15 @@ description:
     satisfies O(max_age) and O(newer_than). To wait for a provably empty queue, write a probe file
     into the source tree (this makes lsyncd sync it and write a new report), then run this module
     with O(newer_than) set to the probe's modification time and O(wait_for=idle); see EXAMPLES.
+  - Each sync is named after its managed block in O(config) (RV(syncs[].block)).
   - Never changes anything.
 author:
   - nodowntime.storage maintainers (@nodowntime)
 extends_documentation_fragment:
   - nodowntime.storage.attributes
+  - nodowntime.storage.lsyncd_files
   - nodowntime.storage.attributes.info_module
 options:
-  config:
-    description:
-      - lsyncd configuration file written by M(nodowntime.storage.lsyncd_conf). Used to find
-        O(status_file) and O(log_file) when they are not given (from the managed settings block)
-        and to name each sync after its managed block (RV(syncs[].block)). Ignored when missing.
-    type: path
-    default: /etc/lsyncd/lsyncd.conf.lua
-  status_file:
-    description: lsyncd's status file. Defaults to C(statusFile) of the managed settings block in O(config).
-    type: path
-  log_file:
-    description:
-      - lsyncd's log file. Defaults to C(logfile) of the managed settings block in O(config);
-        the log is not read when neither is set.
-    type: path
   log_bytes:
     description: How much of the end of the log to read.
     type: int
@@ -230,10 +217,11 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.nodowntime.storage.plugins.module_utils._lsyncd import (
     ConfigFileError,
+    LsyncdFilesError,
+    lsyncd_files,
     managed_sources,
     parse_log,
     parse_status,
-    read_setting,
 )
 from ansible_collections.nodowntime.storage.plugins.module_utils._lua import LuaRenderError
 
@@ -347,21 +335,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    config_text = None
-    if os.path.isfile(p["config"]):
-        config_text = _read_text(p["config"])
-    status_file = p["status_file"]
-    log_file = p["log_file"]
-    managed = []
-    if config_text is not None:
-        try:
-            status_file = status_file or read_setting(config_text, "statusFile")
-            log_file = log_file or read_setting(config_text, "logfile")
-            managed = managed_sources(config_text)
-        except (ConfigFileError, LuaRenderError) as e:
-            module.fail_json(msg="config: cannot read %s: %s" % (p["config"], to_native(e)))
-    if not status_file:
-        module.fail_json(msg="status_file: not given and no statusFile in the managed settings block of %s" % p["config"])
+    try:
+        status_file, log_file, config_text = lsyncd_files(p["config"], p["status_file"], p["log_file"])
+        managed = managed_sources(config_text) if config_text is not None else []
+    except (LsyncdFilesError, ConfigFileError, LuaRenderError) as e:
+        msg = to_native(e)
+        module.fail_json(msg=msg if isinstance(e, LsyncdFilesError) else "config: cannot read %s: %s" % (p["config"], msg))
     if p["max_age"] is not None and p["max_age"] < 0:
         module.fail_json(msg="max_age: must be >= 0, got %r" % p["max_age"])
     if p["wait"] < 0:

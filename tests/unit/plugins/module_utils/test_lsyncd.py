@@ -416,3 +416,18 @@ def test_parse_log():
 def test_report_time_is_lsyncd_os_date_in_c_locale():
     assert time.strptime(L.parse_status(fixture("lsyncd-2.2.3-status-idle.txt"))["report_time"],
                          "%a %b %d %H:%M:%S %Y")
+
+
+def test_lsyncd_files_come_from_the_options_then_the_managed_settings_block(tmp_path):
+    config = tmp_path / "lsyncd.conf.lua"
+    with pytest.raises(L.LsyncdFilesError, match="^status_file: not given and no statusFile"):
+        L.lsyncd_files(str(config))
+    assert L.lsyncd_files(str(config), "/s", None) == ("/s", None, None)
+    text = L.apply_changes("", "x", "absent", settings_block=L.render_settings_block(
+        dict(status_file="/var/st", logfile="/var/lg")))
+    config.write_text(text)
+    assert L.lsyncd_files(str(config)) == ("/var/st", "/var/lg", text)
+    assert L.lsyncd_files(str(config), "/given", None)[:2] == ("/given", "/var/lg")
+    config.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # its end marker lost
+    with pytest.raises(L.LsyncdFilesError, match="^config: cannot read "):
+        L.lsyncd_files(str(config))
