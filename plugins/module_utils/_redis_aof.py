@@ -3,7 +3,7 @@
 
 This file has no Ansible import on purpose: the ``redis_aof_backup`` module uses it, and the
 ``redis_backup`` role installs it unchanged (with ``_redis_connection.py`` and ``_progress.py``,
-through the ``redis_aof_backup_lib`` module) next to a small script so that scheduled runs
+through the ``job_library`` module) beside a small script so that scheduled runs
 (systemd timer or cron) perform exactly the same steps on a host without Ansible. Keep it that
 way, and import none of the collection's other files: the host has only these three.
 

@@ -4,7 +4,7 @@
 ``REDIS_CONNECTION_ARGSPEC`` is merged into a module's argument spec, its documentation is the
 ``nodowntime.storage.redis_connection`` doc fragment. ``client_kwargs`` is a pure function (no
 Ansible import) so the standalone scheduled backup script can build the very same client; this
-file is installed on the host for it (``redis_aof_backup_lib``), so it imports Ansible only inside
+file is installed on the host for it (``job_library``), so it imports Ansible only inside
 ``connect``.
 """
 from __future__ import annotations

@@ -272,6 +272,9 @@ def scan_totals(src, exclude=()):
 class Run:
     """One rsync process: its output is read by threads while it runs."""
 
+    # The rsync processes running now, for a job that must pass a stop signal on to them.
+    active = set()
+
     def __init__(self, name, dirs, argv, progress, lock_fd):
         self.name = name
         self.dirs = dirs
@@ -285,6 +288,7 @@ class Run:
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(lock_fd,), env=dict(os.environ, LC_ALL="C"))
+        Run.active.add(self.process)
         self.threads = [
             threading.Thread(target=self._read, args=(self.process.stdout, self.stdout, True)),
             threading.Thread(target=self._read, args=(self.process.stderr, self.stderr, False)),
@@ -311,6 +315,7 @@ class Run:
 
     def wait(self):
         self.rc = self.process.wait()
+        Run.active.discard(self.process)
         for thread in self.threads:
             thread.join()
         self.elapsed = time.time() - self.started
@@ -318,3 +323,146 @@ class Run:
 
     def text(self, which):
         return b"".join(self.stdout if which == "stdout" else self.stderr).decode("utf-8", "surrogateescape")
+
+
+# Lists in a copy's result are cut here: a copy of a million files must not return a million names.
+MAX_LIST = 1000
+
+
+class CopyOutcome:
+    """What ``copy_tree`` did: ``result`` (the module's return values), ``error`` (a message when
+    the copy failed, else None) and ``warnings`` (vanished files, a lopsided split)."""
+
+    def __init__(self, result, error, warnings):
+        self.result = result
+        self.error = error
+        self.warnings = warnings
+
+
+def check_copy_params(p):
+    """The bandwidth limit in KiB/s, after checking the options a copy cannot run without.
+
+    Raises ValueError with a message that names the option.
+    """
+    if not os.path.isdir(p["src"]):
+        raise ValueError("src=%s is not a directory on this host; give the directory to copy" % p["src"])
+    if not p["dest"] or p["dest"].strip() != p["dest"]:
+        raise ValueError("dest=%r must be a non-empty rsync destination without surrounding blanks" % p["dest"])
+    if p["workers"] < 1:
+        raise ValueError("workers=%d must be 1 or more" % p["workers"])
+    partial_dir = p["partial_dir"]
+    if partial_dir and (partial_dir.startswith("/") or "/" in partial_dir.strip("/")):
+        raise ValueError("partial_dir=%s must be a single relative directory name such as .rsync-partial"
+                         % partial_dir)
+    return _rsync.parse_bwlimit(p["bwlimit"])
+
+
+def copy_tree(p, rsync, bwlimit, lock_fd, lock_file, dry_run=False):
+    """Copy ``p["src"]`` to ``p["dest"]`` with one rsync, or a top-level pass then parallel workers.
+
+    ``p`` holds rsync_copy's options (see its documentation); ``lock_fd`` is the lock the caller
+    holds, inherited by every rsync process and closed here. Returns a ``CopyOutcome``.
+    """
+    src = p["src"]
+    started = time.time()
+    warnings = []
+    groups, dummy, plan_warning = _rsync.plan_workers(src, p["workers"], hard_links=p["hard_links"])
+    if plan_warning:
+        warnings.append(plan_warning)
+    per_worker = _rsync.split_bwlimit(bwlimit, max(1, len(groups)))
+    daemon = _rsync.dest_is_daemon(p["dest"])
+    common = dict(archive=p["archive"], delete=p["delete"], partial_dir=p["partial_dir"], exclude=p["exclude"],
+                  compress=p["compress"], numeric_ids=p["numeric_ids"], hard_links=p["hard_links"],
+                  acls=p["acls"], xattrs=p["xattrs"], sparse=p["sparse"], io_timeout=p["io_timeout"],
+                  contimeout=p["connect_timeout"] if daemon else 0, password_file=p["password_file"],
+                  rsh=p["rsh"], dry_run=dry_run, extra=p["extra_args"])
+    plan = _rsync.commands(rsync, _rsync.base_options(bwlimit_kib=per_worker, **common), src, p["dest"], groups)
+    if groups:
+        # The first pass runs alone and may use the whole limit.
+        top_options = _rsync.base_options(bwlimit_kib=_rsync.split_bwlimit(bwlimit, 1), **common)
+        plan[0] = ("top", _rsync.commands(rsync, top_options, src, p["dest"], groups)[0][1])
+
+    progress = Progress(p["progress_file"], p["progress_interval"], src=src,
+                        exclude=list(p["exclude"]) + ([p["partial_dir"]] if p["partial_dir"] else []))
+    progress.start("copying %s to %s with %d rsync process(es)%s" % (
+        src, p["dest"], max(1, len(groups)), " (dry run)" if dry_run else ""), processes=max(1, len(groups)))
+    runs = []
+    try:
+        first = plan[0]
+        run = Run(first[0], [], first[1], progress, lock_fd)
+        run.wait()
+        runs.append(run)
+        if groups and run.rc in (0, 24):
+            parallel = [Run(name, group, argv, progress, lock_fd)
+                        for (name, argv), group in zip(plan[1:], groups)]
+            for run in parallel:
+                run.wait()
+            runs += parallel
+    finally:
+        os.close(lock_fd)
+
+    elapsed = time.time() - started
+    items = []
+    stats_list = []
+    vanished = []
+    failed = []
+    messages = []
+    workers = []
+    top_paths = set()
+    for run in runs:
+        run_items, run_stats = _rsync.parse_stdout(run.text("stdout"))
+        if run.name == "top":
+            top_paths = set(path for _kind, path in run_items)
+        elif dry_run and top_paths:
+            # --dry-run: the top pass only pretended to create or update the top-level
+            # directories, so each worker itemizes its own again; count them once.
+            again = [kind for kind, path in run_items if path in top_paths]
+            run_items = [(kind, path) for kind, path in run_items if path not in top_paths]
+            created = sum(1 for kind in again if kind.startswith("c"))
+            if created and "files_created" in run_stats:
+                run_stats["files_created"] -= created
+        stderr = run.text("stderr")
+        items += run_items
+        stats_list.append(run_stats)
+        vanished += _rsync.parse_vanished(stderr)
+        run_messages, run_failed = _rsync.parse_errors(stderr)
+        messages += run_messages
+        failed += run_failed
+        workers.append(dict(name=run.name, dirs=run.dirs, cmd=run.argv, rc=run.rc,
+                            elapsed=round(run.elapsed, 3), stats=run_stats))
+    stats = _rsync.sum_stats(stats_list)
+    stats.pop("files_deleted_reported", None)
+    stats["elapsed"] = round(elapsed, 3)
+    stats["rate"] = round(stats.get("bytes_transferred", 0) / elapsed, 1) if elapsed > 0 else 0.0
+    deleted = sum(1 for kind, _path in items if kind == "deleted")
+    codes = [run.rc for run in runs]
+    bad = [rc for rc in codes if rc not in (0, 24)]
+    rc = bad[0] if bad else (24 if 24 in codes else 0)
+    result = dict(
+        changed=bool(items), rsync_rc=rc, lock_file=lock_file, changes_count=len(items),
+        changes=[dict(change=kind, path=path) for kind, path in items[:p["max_changes"]]],
+        deleted=deleted, vanished=vanished[:MAX_LIST], failed_files=failed[:MAX_LIST], stats=stats,
+        workers=workers, bwlimit_per_worker=per_worker, stderr_lines=messages[:200],
+    )
+    progress.finish("done" if not bad else "failed (rsync exit %d)" % rc,
+                    bytes_done=stats.get("bytes_transferred", 0), files_done=stats.get("files", 0))
+
+    if bad:
+        run = next(r for r in runs if r.rc == rc)
+        if rc < 0 or rc == 20:
+            how = "killed by signal %d" % -rc if rc < 0 else "interrupted by a signal (exit 20)"
+            msg = ("rsync %s was %s after %.0f s; run again to resume (partial files are kept in %s)"
+                   % (run.name, how, run.elapsed, p["partial_dir"] or "nowhere: partial_dir is empty"))
+        elif rc == 23:
+            listed = ", ".join("%s (%s)" % (f["path"], f["error"]) for f in failed[:20]) or "see stderr_lines"
+            msg = ("rsync %s exited 23 (%s): %d file(s) not transferred: %s"
+                   % (run.name, _rsync.describe_exit(rc), len(failed), listed))
+        else:
+            msg = "rsync %s exited %d (%s): %s" % (
+                run.name, rc, _rsync.describe_exit(rc), " | ".join(messages[-5:]) or "no error output")
+        return CopyOutcome(result, msg, warnings)
+    if vanished:
+        shown = ", ".join(vanished[:20]) + (" and %d more" % (len(vanished) - 20) if len(vanished) > 20 else "")
+        warnings.append("%d source file(s) vanished during the copy (rsync exit 24, expected on a live tree; the "
+                        "continuous replication picks up later changes): %s" % (len(vanished), shown))
+    return CopyOutcome(result, None, warnings)

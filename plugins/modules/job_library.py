@@ -4,20 +4,24 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: redis_aof_backup_lib
-short_description: Install the code of redis_aof_backup on the host, for backups run without Ansible
+module: job_library
+short_description: Install the collection's job code on a host, for scheduled jobs run without Ansible
 version_added: 0.1.0
 description:
-  - Writes the Python code that M(nodowntime.storage.redis_aof_backup) runs - the backup steps
-    (C(_redis_aof.py)), the Redis connection options (C(_redis_connection.py)) and the progress file
-    (C(_progress.py)) - into O(dest), unchanged, so that a program on the host can import it with
-    no Ansible installed. The C(nodowntime.storage.redis_backup) role installs it this way for its
-    scheduled backup script (systemd timer or cron), which therefore does exactly what the module
-    does.
-  - The files are the collection's own, taken from the module's payload, so the host always gets
-    the code of the collection that runs the play, whatever the collection's installed layout.
-  - Each file is replaced atomically (written to a temporary file in O(dest), then renamed), and
-    only when its content differs.
+  - Scheduled jobs of this collection run on the host from a systemd timer or cron, with no Ansible
+    and no controller - the Redis AOF backup (C(nodowntime.storage.redis_backup) role), the transfer
+    between sites (C(nodowntime.storage.transfer_job)) and the tree backup
+    (C(nodowntime.storage.tree_backup)). They run the same code as the modules do - rsync's
+    options, locking and statistics as M(nodowntime.storage.rsync_copy), the backup steps as
+    M(nodowntime.storage.redis_aof_backup) - because this module writes that code onto the host.
+  - Writes the collection's host-side Python files, unchanged, into O(dest) as the package tree
+    C(ansible_collections/nodowntime/storage/plugins/module_utils/), so that a program run with
+    C(PYTHONPATH=DEST) imports them under their own names. The files import no Ansible; Python 3
+    is all the host needs (and the redis library for Redis backups).
+  - The files are taken from the module's payload, so the host always gets the code of the
+    collection that runs the play, whatever the collection's installed layout.
+  - Each file is replaced atomically (written to a temporary file beside it, then renamed), and
+    only when its content differs; other files under O(dest) are left alone.
 author:
   - nodowntime.storage maintainers (@nodowntime)
 extends_documentation_fragment:
@@ -31,45 +35,52 @@ attributes:
   diff_mode:
     support: full
     details:
-      - One line per file, its name and the start of its SHA-256, before and after; not the content.
+      - One line per file, its path and the start of its SHA-256, before and after; not the content.
 options:
   dest:
     description:
-      - Existing directory the files are written to, for example C(/usr/local/lib/nodowntime-redis-backup).
-      - Other files in it are left alone.
+      - Existing directory the package tree is written under, for example C(/usr/local/lib/nodowntime).
+      - Run the jobs with C(PYTHONPATH) set to it.
     type: path
     required: true
   mode:
     description:
-      - Mode of the files written, and of files in place whose mode differs.
+      - Mode of the files written, and of files in place whose mode differs. Directories the
+        module creates are C(0755).
     type: raw
     default: "0644"
 seealso:
   - module: nodowntime.storage.redis_aof_backup
-  - name: Role nodowntime.storage.redis_backup
-    description: Schedules the backup with the code this module installs.
-    link: https://github.com/nodowntime/storage/tree/main/roles/redis_backup
+  - module: nodowntime.storage.rsync_copy
 """
 
 EXAMPLES = r"""
-- name: Install the backup code for the scheduled script
-  nodowntime.storage.redis_aof_backup_lib:
-    dest: /usr/local/lib/nodowntime-redis-backup
+- name: Install the job code for the scheduled jobs
+  nodowntime.storage.job_library:
+    dest: /usr/local/lib/nodowntime
+
+- name: A transfer job runs it without Ansible
+  ansible.builtin.command:
+    argv: [/usr/bin/python3, -m, ansible_collections.nodowntime.storage.plugins.module_utils._transfer_job,
+           run, --config, /etc/nodowntime/transfer-logs.json]
+  environment:
+    PYTHONPATH: /usr/local/lib/nodowntime
+  changed_when: true
 """
 
 RETURN = r"""
 files:
-  description: Names of the files this module manages in O(dest).
+  description: Paths, relative to O(dest), of the files this module manages.
   returned: always
   type: list
   elements: str
-  sample: [_progress.py, _redis_aof.py, _redis_connection.py]
+  sample: [ansible_collections/nodowntime/storage/plugins/module_utils/_progress.py]
 written:
-  description: Names of the files written (in check mode, that would be written) because their content or mode differed.
+  description: Paths, relative to O(dest), of the files written (in check mode, that would be written) because their content or mode differed.
   returned: always
   type: list
   elements: str
-  sample: [_redis_aof.py]
+  sample: [ansible_collections/nodowntime/storage/plugins/module_utils/_rsync.py]
 """
 
 import hashlib
@@ -79,32 +90,49 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-# Imported so that Ansible puts them into this module's payload, where their source is read from.
-from ansible_collections.nodowntime.storage.plugins.module_utils import _progress
-from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_aof
-from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_connection
+from ansible_collections.nodowntime.storage.plugins.module_utils import (
+    _progress, _redis_aof, _redis_connection, _rsync, _rsync_runner, _run_log, _transfer_job, _tree_backup,
+)
 
-# What the host needs: none of these imports Ansible or another of the collection's files.
-LIBRARY = (_progress, _redis_aof, _redis_connection)
+# Every file a host-side job imports; none of them imports Ansible at import time.
+LIBRARY = (_progress, _redis_aof, _redis_connection, _rsync, _rsync_runner, _run_log, _transfer_job, _tree_backup)
+PACKAGE = "ansible_collections/nodowntime/storage/plugins/module_utils"
 
 
 def library_files():
-    """``{file name: bytes}`` of the library, read through each module's loader (a zip in a payload)."""
-    return {os.path.basename(mod.__file__): mod.__loader__.get_data(mod.__file__) for mod in LIBRARY}
+    """``{relative path: bytes}``, read through each module's loader (a zip inside a payload)."""
+    return {"%s/%s" % (PACKAGE, os.path.basename(mod.__file__)): mod.__loader__.get_data(mod.__file__)
+            for mod in LIBRARY}
 
 
 def _read(path):
     try:
         with open(path, "rb") as f:
             return f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
 def _listing(contents):
-    """Diff text: ``name sha256[:12]`` per file present."""
+    """Diff text: ``path sha256[:12]`` per file present."""
     return "".join("%s %s\n" % (name, hashlib.sha256(data).hexdigest()[:12])
                    for name, data in sorted(contents.items()) if data is not None)
+
+
+def _write(module, path, content):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o755)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        module.atomic_move(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def main():
@@ -127,26 +155,20 @@ def main():
     written = []
     for name, content in sorted(files.items()):
         path = os.path.join(dest, name)
-        file_args = module.load_file_common_arguments(dict(path=path, mode=module.params["mode"]))
         if before[name] == content:
             # same content: the mode may still need fixing
+            file_args = module.load_file_common_arguments(dict(path=path, mode=module.params["mode"]))
             if module.set_fs_attributes_if_different(file_args, False, diff=None):
                 written.append(name)
             continue
         written.append(name)
         if module.check_mode:
             continue
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=dest)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            module.atomic_move(tmp, path)
+            _write(module, path, content)
         except Exception as e:  # atomic_move raises plain Exception
-            if os.path.exists(tmp):
-                os.unlink(tmp)
             module.fail_json(msg="cannot write %s: %s" % (path, to_native(e)), written=written)
+        file_args = module.load_file_common_arguments(dict(path=path, mode=module.params["mode"]))
         module.set_fs_attributes_if_different(file_args, False)
     result = dict(changed=bool(written), files=sorted(files), written=written)
     if module._diff:

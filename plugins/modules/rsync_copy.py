@@ -416,14 +416,10 @@ stderr_lines:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _rsync, _rsync_runner
-from ansible_collections.nodowntime.storage.plugins.module_utils._rsync_runner import Progress, Run
-
-MAX_LIST = 1000
 
 
 def take_lock(module, path, default):
@@ -479,126 +475,21 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    src = p["src"]
-    if not os.path.isdir(src):
-        module.fail_json(msg="src=%s is not a directory on this host; give the directory to copy" % src)
-    if not p["dest"] or p["dest"].strip() != p["dest"]:
-        module.fail_json(msg="dest=%r must be a non-empty rsync destination without surrounding blanks" % p["dest"])
-    if p["workers"] < 1:
-        module.fail_json(msg="workers=%d must be 1 or more" % p["workers"])
     try:
-        bwlimit = _rsync.parse_bwlimit(p["bwlimit"])
+        bwlimit = _rsync_runner.check_copy_params(p)
     except ValueError as e:
         module.fail_json(msg=str(e))
-    if p["partial_dir"] and (p["partial_dir"].startswith("/") or "/" in p["partial_dir"].strip("/")):
-        module.fail_json(msg="partial_dir=%s must be a single relative directory name such as .rsync-partial"
-                         % p["partial_dir"])
     rsync = module.get_bin_path(p["rsync_path"], required=True) if "/" not in p["rsync_path"] else p["rsync_path"]
 
     lock_file = p["lock_file"] or os.path.join(_rsync_runner.default_lock_dir(), _rsync.lock_name(p["dest"]))
     lock_fd = take_lock(module, lock_file, default=not p["lock_file"])
 
-    started = time.time()
-    groups, dummy, plan_warning = _rsync.plan_workers(src, p["workers"], hard_links=p["hard_links"])
-    if plan_warning:
-        module.warn(plan_warning)
-    per_worker = _rsync.split_bwlimit(bwlimit, max(1, len(groups)))
-    daemon = _rsync.dest_is_daemon(p["dest"])
-    common = dict(archive=p["archive"], delete=p["delete"], partial_dir=p["partial_dir"], exclude=p["exclude"],
-                  compress=p["compress"], numeric_ids=p["numeric_ids"], hard_links=p["hard_links"],
-                  acls=p["acls"], xattrs=p["xattrs"], sparse=p["sparse"], io_timeout=p["io_timeout"],
-                  contimeout=p["connect_timeout"] if daemon else 0, password_file=p["password_file"],
-                  rsh=p["rsh"], dry_run=module.check_mode, extra=p["extra_args"])
-    plan = _rsync.commands(rsync, _rsync.base_options(bwlimit_kib=per_worker, **common), src, p["dest"], groups)
-    if groups:
-        # The first pass runs alone and may use the whole limit.
-        top_options = _rsync.base_options(bwlimit_kib=_rsync.split_bwlimit(bwlimit, 1), **common)
-        plan[0] = ("top", _rsync.commands(rsync, top_options, src, p["dest"], groups)[0][1])
-
-    progress = Progress(p["progress_file"], p["progress_interval"], src=src,
-                        exclude=list(p["exclude"]) + ([p["partial_dir"]] if p["partial_dir"] else []))
-    progress.start("copying %s to %s with %d rsync process(es)%s" % (
-        src, p["dest"], max(1, len(groups)), " (dry run)" if module.check_mode else ""), processes=max(1, len(groups)))
-    runs = []
-    try:
-        first = plan[0]
-        run = Run(first[0], [], first[1], progress, lock_fd)
-        run.wait()
-        runs.append(run)
-        if groups and run.rc in (0, 24):
-            parallel = [Run(name, group, argv, progress, lock_fd)
-                        for (name, argv), group in zip(plan[1:], groups)]
-            for run in parallel:
-                run.wait()
-            runs += parallel
-    finally:
-        os.close(lock_fd)
-
-    elapsed = time.time() - started
-    items = []
-    stats_list = []
-    vanished = []
-    failed = []
-    messages = []
-    workers = []
-    top_paths = set()
-    for run in runs:
-        run_items, run_stats = _rsync.parse_stdout(run.text("stdout"))
-        if run.name == "top":
-            top_paths = set(path for _kind, path in run_items)
-        elif module.check_mode and top_paths:
-            # --dry-run: the top pass only pretended to create or update the top-level
-            # directories, so each worker itemizes its own again; count them once.
-            again = [kind for kind, path in run_items if path in top_paths]
-            run_items = [(kind, path) for kind, path in run_items if path not in top_paths]
-            created = sum(1 for kind in again if kind.startswith("c"))
-            if created and "files_created" in run_stats:
-                run_stats["files_created"] -= created
-        stderr = run.text("stderr")
-        items += run_items
-        stats_list.append(run_stats)
-        vanished += _rsync.parse_vanished(stderr)
-        run_messages, run_failed = _rsync.parse_errors(stderr)
-        messages += run_messages
-        failed += run_failed
-        workers.append(dict(name=run.name, dirs=run.dirs, cmd=run.argv, rc=run.rc,
-                            elapsed=round(run.elapsed, 3), stats=run_stats))
-    stats = _rsync.sum_stats(stats_list)
-    stats.pop("files_deleted_reported", None)
-    stats["elapsed"] = round(elapsed, 3)
-    stats["rate"] = round(stats.get("bytes_transferred", 0) / elapsed, 1) if elapsed > 0 else 0.0
-    deleted = sum(1 for kind, _path in items if kind == "deleted")
-    codes = [run.rc for run in runs]
-    bad = [rc for rc in codes if rc not in (0, 24)]
-    rc = bad[0] if bad else (24 if 24 in codes else 0)
-    result = dict(
-        changed=bool(items), rsync_rc=rc, lock_file=lock_file, changes_count=len(items),
-        changes=[dict(change=kind, path=path) for kind, path in items[:p["max_changes"]]],
-        deleted=deleted, vanished=vanished[:MAX_LIST], failed_files=failed[:MAX_LIST], stats=stats,
-        workers=workers, bwlimit_per_worker=per_worker, stderr_lines=messages[:200],
-    )
-    progress.finish("done" if not bad else "failed (rsync exit %d)" % rc,
-                    bytes_done=stats.get("bytes_transferred", 0), files_done=stats.get("files", 0))
-
-    if bad:
-        run = next(r for r in runs if r.rc == rc)
-        if rc < 0 or rc == 20:
-            how = "killed by signal %d" % -rc if rc < 0 else "interrupted by a signal (exit 20)"
-            msg = ("rsync %s was %s after %.0f s; run again to resume (partial files are kept in %s)"
-                   % (run.name, how, run.elapsed, p["partial_dir"] or "nowhere: partial_dir is empty"))
-        elif rc == 23:
-            listed = ", ".join("%s (%s)" % (f["path"], f["error"]) for f in failed[:20]) or "see stderr_lines"
-            msg = ("rsync %s exited 23 (%s): %d file(s) not transferred: %s"
-                   % (run.name, _rsync.describe_exit(rc), len(failed), listed))
-        else:
-            msg = "rsync %s exited %d (%s): %s" % (
-                run.name, rc, _rsync.describe_exit(rc), " | ".join(messages[-5:]) or "no error output")
-        module.fail_json(msg=msg, **result)
-    if vanished:
-        shown = ", ".join(vanished[:20]) + (" and %d more" % (len(vanished) - 20) if len(vanished) > 20 else "")
-        module.warn("%d source file(s) vanished during the copy (rsync exit 24, expected on a live tree; the "
-                    "continuous replication picks up later changes): %s" % (len(vanished), shown))
-    module.exit_json(**result)
+    outcome = _rsync_runner.copy_tree(p, rsync, bwlimit, lock_fd, lock_file, dry_run=module.check_mode)
+    for warning in outcome.warnings:
+        module.warn(warning)
+    if outcome.error:
+        module.fail_json(msg=outcome.error, **outcome.result)
+    module.exit_json(**outcome.result)
 
 
 if __name__ == "__main__":

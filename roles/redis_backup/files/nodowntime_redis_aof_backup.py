@@ -4,8 +4,9 @@
 Installed by the nodowntime.storage.redis_backup role into /usr/local/lib/nodowntime-redis-backup/
 (run through the /usr/local/sbin/nodowntime-redis-aof-backup wrapper). The backup logic is the
 collection's module_utils _redis_aof.py (with _redis_connection.py and _progress.py), which the
-role's install step writes unchanged next to this script (the module redis_aof_backup_lib), so a
-scheduled run does exactly what the redis_aof_backup module does, with the same defaults. With
+role's install step writes unchanged under this script's directory (the module job_library, as
+the package tree ansible_collections/nodowntime/storage/plugins/module_utils), so a scheduled run
+does exactly what the redis_aof_backup module does, with the same defaults. With
 ``progress_file`` in the config, a backup writes its progress there as the module does, so a play
 that starts the service can follow it with job_progress. Needs Python 3 and the redis library, not
 Ansible.
@@ -32,9 +33,9 @@ import time
 LIB = os.environ.get("NODOWNTIME_LIB", os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, LIB)
 
-import _progress  # noqa: E402
-import _redis_aof as aof  # noqa: E402
-import _redis_connection as conn  # noqa: E402
+from ansible_collections.nodowntime.storage.plugins.module_utils import _progress  # noqa: E402
+from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_aof as aof  # noqa: E402
+from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_connection as conn  # noqa: E402
 
 
 def client(cfg):

@@ -495,7 +495,8 @@ def test_scheduled_script_writes_the_progress_file_of_its_config(server, tmp_pat
                                    progress_file=str(progress), progress_interval=0)))
     proc = subprocess.run([sys.executable, str(root / "roles" / "redis_backup" / "files" / "nodowntime_redis_aof_backup.py"),
                            "backup", "--config", str(cfg)], capture_output=True, text=True, check=False,
-                          env=dict(os.environ, NODOWNTIME_LIB=str(root / "plugins" / "module_utils")))
+                          env=dict(os.environ, NODOWNTIME_LIB=os.path.abspath(os.path.join(os.path.dirname(aof.__file__),
+                                                                                         *[os.pardir] * 5))))
     assert proc.returncode == 0, proc.stderr
     last = progress_lines(progress)[-1]
     assert last["final"] and last["outcome"] == "done"

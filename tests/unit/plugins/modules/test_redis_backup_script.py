@@ -11,6 +11,8 @@ import time
 import pytest
 import yaml
 
+from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_aof as aof
+
 from ..helpers import free_port
 from .test_redis_aof_backup import REDIS_SERVER, Server, stop
 
@@ -20,7 +22,9 @@ pytestmark = [pytest.mark.functional,
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SCRIPT = os.path.join(ROOT, "roles", "redis_backup", "files", "nodowntime_redis_aof_backup.py")
-LIB = os.path.join(ROOT, "plugins", "module_utils")
+# The directory that holds the package tree ansible_collections/nodowntime/storage/..., as
+# job_library installs it on a host.
+LIB = os.path.abspath(os.path.join(os.path.dirname(aof.__file__), *[os.pardir] * 5))
 
 
 @pytest.fixture
