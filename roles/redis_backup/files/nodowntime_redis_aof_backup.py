@@ -26,7 +26,6 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 
@@ -36,6 +35,7 @@ sys.path.insert(0, LIB)
 from ansible_collections.nodowntime.storage.plugins.module_utils import _progress  # noqa: E402
 from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_aof as aof  # noqa: E402
 from ansible_collections.nodowntime.storage.plugins.module_utils import _redis_connection as conn  # noqa: E402
+from ansible_collections.nodowntime.storage.plugins.module_utils import _run_log  # noqa: E402
 
 
 def client(cfg):
@@ -50,9 +50,15 @@ def archives(cfg):
     return [n for n in names if aof.parse_archive_name(n, cfg["login_port"])]
 
 
+def run_record(cfg, action, trigger):
+    """The fields every job's run record has (see _run_log), for the instance's port."""
+    record = _run_log.new_record("redis-%s" % cfg["login_port"], "redis_backup", action, trigger)
+    record["port"] = cfg["login_port"]
+    return record
+
+
 def cmd_backup(cfg, args):
-    start = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record = dict(start=start, port=cfg["login_port"], host=socket.gethostname(), trigger=args.trigger)
+    record = run_record(cfg, "backup", args.trigger)
     progress = None
     if cfg.get("progress_file"):
         try:
@@ -75,16 +81,15 @@ def cmd_backup(cfg, args):
         rc = 1
         if progress is not None:  # a failure before the backup began (no Redis library, no server)
             progress.finish(outcome="failed", note=(str(e).splitlines() or [""])[0][:300])
-    record["end"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record["end"] = _run_log.utc_stamp()
     aof.append_run_record(cfg["backup_dir"], record)
     print(json.dumps(result, sort_keys=True))
     return rc
 
 
 def cmd_record_skip(cfg, args):
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record = dict(start=now, end=now, port=cfg["login_port"], host=socket.gethostname(), trigger=args.trigger,
-                  outcome="skipped", msg="the previous run still held the lock (flock -xn)")
+    record = run_record(cfg, "backup", args.trigger)
+    record.update(end=record["start"], outcome="skipped", msg="the previous run still held the lock (flock -xn)")
     aof.append_run_record(cfg["backup_dir"], record)
     print(json.dumps(record, sort_keys=True))
     return 1

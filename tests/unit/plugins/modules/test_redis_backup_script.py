@@ -68,6 +68,10 @@ def test_scheduled_runs_are_recorded_and_compliance_reported(server, tmp_path):
     outcomes = [r["outcome"] for r in runs(server.backup_dir)]
     assert outcomes == ["ok", "skipped", "failed"]
     assert all(r["trigger"] == "test" for r in runs(server.backup_dir))
+    # the run-log format every scheduled job of the collection writes, which job_report reads
+    assert {(r["job"], r["kind"], r["action"]) for r in runs(server.backup_dir)} == {
+        ("redis-%d" % server.port, "redis_backup", "backup")}
+    assert all(r["start"] <= r["end"] and r["start"].endswith("Z") for r in runs(server.backup_dir))
 
     rc, report = script(cfg, "report")
     assert rc == 0
