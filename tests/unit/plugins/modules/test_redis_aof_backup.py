@@ -25,6 +25,10 @@ from ..helpers import free_port
 from .utils import fail_module, run_module
 
 redis = pytest.importorskip("redis")
+
+# The directory holding the package tree ansible_collections/nodowntime/storage/..., as
+# job_library installs it on a host.
+LIBRARY_ROOT = os.path.abspath(os.path.join(os.path.dirname(aof.__file__), *[os.pardir] * 5))
 REDIS_SERVER = shutil.which("redis-server")
 CHECK_AOF = shutil.which("redis-check-aof")
 # Every test starts a real redis-server: functional tests.
@@ -495,8 +499,7 @@ def test_scheduled_script_writes_the_progress_file_of_its_config(server, tmp_pat
                                    progress_file=str(progress), progress_interval=0)))
     proc = subprocess.run([sys.executable, str(root / "roles" / "redis_backup" / "files" / "nodowntime_redis_aof_backup.py"),
                            "backup", "--config", str(cfg)], capture_output=True, text=True, check=False,
-                          env=dict(os.environ, NODOWNTIME_LIB=os.path.abspath(os.path.join(os.path.dirname(aof.__file__),
-                                                                                         *[os.pardir] * 5))))
+                          env=dict(os.environ, NODOWNTIME_LIB=LIBRARY_ROOT))
     assert proc.returncode == 0, proc.stderr
     last = progress_lines(progress)[-1]
     assert last["final"] and last["outcome"] == "done"
