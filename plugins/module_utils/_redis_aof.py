@@ -2,10 +2,10 @@
 """Consistent, restorable backups of a Redis append-only file (AOF).
 
 This file has no Ansible import on purpose: the ``redis_aof_backup`` module uses it, and the
-``redis_backup`` role installs it unchanged (with ``_redis_connection.py`` and ``_progress.py``,
-through the ``job_library`` module) beside a small script so that scheduled runs
-(systemd timer or cron) perform exactly the same steps on a host without Ansible. Keep it that
-way, and import none of the collection's other files: the host has only these three.
+``redis_backup`` role installs it unchanged (with the rest of the host-side job code, through
+the ``job_library`` module) beside a small script so that scheduled runs (systemd timer or cron)
+perform exactly the same steps on a host without Ansible. Keep it that way: import only files
+that ``job_library`` installs too.
 
 Steps (the five-step AOF backup, made safe for Redis 7's multi-part AOF):
 
@@ -43,6 +43,8 @@ import tarfile
 import tempfile
 import time
 import zipfile
+
+from ansible_collections.nodowntime.storage.plugins.module_utils._host_io import fsync_dir as _fsync_dir, sha256_file
 
 ARCHIVE_FORMATS = ("zip", "tar.zst")
 ARCHIVE_RE = re.compile(r"^aof_(?P<ts>\d{14})-(?P<port>\d+)\.(?P<ext>zip|tar\.zst)$")
@@ -451,22 +453,6 @@ class BackupLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def stage_files(src_dir, names, staging_dir):

@@ -46,6 +46,7 @@ import zlib
 from fnmatch import fnmatchcase
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _progress, _run_log
+from ansible_collections.nodowntime.storage.plugins.module_utils._host_io import fsync_dir as _fsync_dir, sha256_file
 
 KIND = "tree_backup"
 MANIFEST_NAME = ".nodowntime-tree-manifest.json"
@@ -632,22 +633,6 @@ def check_archive(archive, scratch, zstd_bin="zstd"):
 
 
 # --------------------------------------------------------------------------- helpers
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)

@@ -85,17 +85,18 @@ written:
 
 import hashlib
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import (
-    _progress, _redis_aof, _redis_connection, _rsync, _rsync_runner, _run_log, _transfer_job, _tree_backup,
+    _host_io, _progress, _redis_aof, _redis_connection, _rsync, _rsync_runner, _run_log, _transfer_job, _tree_backup,
 )
+from ansible_collections.nodowntime.storage.plugins.module_utils._atomic_file import StagedFile
 
 # Every file a host-side job imports; none of them imports Ansible at import time.
-LIBRARY = (_progress, _redis_aof, _redis_connection, _rsync, _rsync_runner, _run_log, _transfer_job, _tree_backup)
+LIBRARY = (_host_io, _progress, _redis_aof, _redis_connection, _rsync, _rsync_runner, _run_log, _transfer_job,
+           _tree_backup)
 PACKAGE = "ansible_collections/nodowntime/storage/plugins/module_utils"
 
 
@@ -119,20 +120,15 @@ def _listing(contents):
                    for name, data in sorted(contents.items()) if data is not None)
 
 
-def _write(module, path, content):
+def _write(module, path, content, mode):
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    staged = StagedFile(module, path, content)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        module.atomic_move(tmp, path)
+        staged.commit(mode=mode)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        staged.discard()
 
 
 def main():
@@ -165,11 +161,9 @@ def main():
         if module.check_mode:
             continue
         try:
-            _write(module, path, content)
-        except Exception as e:  # atomic_move raises plain Exception
+            _write(module, path, content, module.params["mode"])
+        except OSError as e:
             module.fail_json(msg="cannot write %s: %s" % (path, to_native(e)), written=written)
-        file_args = module.load_file_common_arguments(dict(path=path, mode=module.params["mode"]))
-        module.set_fs_attributes_if_different(file_args, False)
     result = dict(changed=bool(written), files=sorted(files), written=written)
     if module._diff:
         result["diff"] = dict(before=_listing(before), after=_listing(files))

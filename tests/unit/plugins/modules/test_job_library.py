@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[4]
 LIB = ROOT / "plugins" / "module_utils"
 SCRIPT = ROOT / "roles" / "redis_backup" / "files" / "nodowntime_redis_aof_backup.py"
 PACKAGE = "ansible_collections/nodowntime/storage/plugins/module_utils"
-FILES = ["_progress.py", "_redis_aof.py", "_redis_connection.py", "_rsync.py", "_rsync_runner.py", "_run_log.py",
+FILES = ["_host_io.py", "_progress.py", "_redis_aof.py", "_redis_connection.py", "_rsync.py", "_rsync_runner.py", "_run_log.py",
          "_transfer_job.py", "_tree_backup.py"]
 NAMES = ["%s/%s" % (PACKAGE, name) for name in FILES]
 
