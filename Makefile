@@ -11,13 +11,14 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 
-.PHONY: help host venv collections image test unit sanity lint molecule integration lab-up lab-down demo clean
+.PHONY: help host venv collections image test unit sanity lint molecule integration lab-up lab-down demo bench clean
 
 help:
 	@echo "make test        every check: sanity, unit, ansible-lint, all Molecule scenarios"
 	@echo "make demo        a real zero-downtime migration between the lab hosts (KEEP_LAB=1 leaves them up)"
 	@echo "make unit | sanity | lint | molecule | integration [TARGETS='a b']"
 	@echo "make lab-up | lab-down   start or remove the lab hosts (old, new, client) by hand"
+	@echo "make bench       benchmarks side by side with rsync, cp and stock lsyncd (QUICK=1: a few minutes)"
 
 host:
 	@bash tests/lab/prepare-host.sh
@@ -57,6 +58,10 @@ molecule: venv collections image
 
 integration: venv collections image
 	@TARGETS="$(TARGETS)" bash tests/run-all.sh integration
+
+# Results in bench/results/DATE.json, charts in docs/images/bench/ (see docs/performance.md).
+bench: venv collections
+	@$(BIN)/python bench/run.py $(if $(QUICK),--quick) $(if $(CASES),--cases $(CASES))
 
 lab-up: venv collections image
 	@molecule create -s lab
