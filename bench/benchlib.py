@@ -137,6 +137,25 @@ def drop_tree(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+def filesystem(path):
+    """``(fstype, device, ext4 without a journal)`` of the file system holding ``path``."""
+    dev = os.stat(path).st_dev
+    want = "%d:%d" % (os.major(dev), os.minor(dev))
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "unknown", "", False
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3 or fields[2] != want or " - " not in line:
+            continue
+        fstype, source = line.split(" - ", 1)[1].split()[:2]
+        no_journal = fstype == "ext4" and not os.path.isdir("/proc/fs/jbd2/%s-8" % os.path.basename(source))
+        return fstype, source, no_journal
+    return "unknown", "", False
+
+
 # --------------------------------------------------------------------------- processes
 
 def free_port():

@@ -30,7 +30,7 @@ import os
 import shutil
 
 import benchlib
-from cases.copy_small import fs_of, role_default_workers, role_module_args
+from cases.copy_small import role_default_workers, role_module_args
 
 NAME = "copy_large"
 TITLE = "Initial copy of 4 large files to an rsync daemon: initial_sync (rsync_copy) vs one rsync -a"
@@ -139,7 +139,7 @@ def run(ctx):
         goals.append(dict(goal="%s within 5%% of one rsync (ratio <= %.2f)" % (row["label"], GOAL_RATIO),
                           measured="%.2f (%.2f s vs %.2f s)" % (row["ratio"], row["seconds"], base),
                           met=row["ratio"] <= GOAL_RATIO))
-    fstype, device, _no_journal = fs_of(root)
+    fstype, device, _no_journal = benchlib.filesystem(root)
     notes = [
         "%d files of %d MiB (%d MiB), %d round(s) interleaved, medians; trees in %s (%s%s); every destination "
         "new and empty, removed after its check." % (COUNT, size >> 20, int(mib), ctx.rounds, root, fstype,

@@ -104,25 +104,6 @@ def role_default_workers():
         return int(yaml.safe_load(f)["initial_sync_workers"])
 
 
-def fs_of(path):
-    """``(fstype, device, ext4 without a journal)`` of the file system holding ``path``."""
-    dev = os.stat(path).st_dev
-    want = "%d:%d" % (os.major(dev), os.minor(dev))
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return "unknown", "", False
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3 or fields[2] != want or " - " not in line:
-            continue
-        fstype, source = line.split(" - ", 1)[1].split()[:2]
-        no_journal = fstype == "ext4" and not os.path.isdir("/proc/fs/jbd2/%s-8" % os.path.basename(source))
-        return fstype, source, no_journal
-    return "unknown", "", False
-
-
 def pick_root(ctx, copy_bytes):
     """The directory for the trees: a new one in /dev/shm when it has room for the source, two
     copies and 2 GiB to spare, else ``ctx.scratch``. ``(path, made_here)``: a /dev/shm directory
@@ -153,7 +134,7 @@ def run(ctx):
     daemon = None
     kept = []
     try:
-        fstype, device, no_journal = fs_of(root)
+        fstype, device, no_journal = benchlib.filesystem(root)
         # Every copy goes into a new, empty directory. On ext4 without a journal deleting many
         # files slows down creating files for minutes (bench/README.md), so all destinations are
         # removed only at the end of the case there; elsewhere each right after its check.

@@ -163,22 +163,6 @@ def rewrite_and_wait(client):
         raise RuntimeError("BGREWRITEAOF failed: %s" % info)
 
 
-def fs_type(path):
-    """The file system type of ``path`` from /proc/mounts (longest matching mount point)."""
-    best, kind = "", "?"
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/mounts", encoding="utf-8") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and (real == parts[1] or real.startswith(parts[1].rstrip("/") + "/")) \
-                        and len(parts[1]) > len(best):
-                    best, kind = parts[1], parts[2]
-    except OSError:
-        pass
-    return kind
-
-
 # --------------------------------------------------------------------------- the two sides
 
 def raw_steps(ctx, server, fmt, aof_dir, out_dir):
@@ -311,8 +295,8 @@ def run(ctx):
     notes = [
         "%s keys, AOF of %.1f MiB (RDB preamble, Redis %s) in %s (%s); generated and loaded with redis-cli --pipe "
         "in %.1f s; %d round(s), medians; 1-minute load average %.2f before, %.2f after."
-        % (format(keys, ","), aof_bytes / 1048576.0, version, work, fs_type(work), loaded, ctx.rounds, load_before,
-           load_after),
+        % (format(keys, ","), aof_bytes / 1048576.0, version, work, benchlib.filesystem(work)[0], loaded, ctx.rounds,
+           load_before, load_after),
         "Every run includes Redis's own BGREWRITEAOF (median %.2f s in the raw zip steps, polled every %.1f s on "
         "both sides; Redis fsyncs the new base file, so the scratch file system's sync speed is in it): the part "
         "neither side can make faster, and the noisiest (it varies by tens of per cent from run to run under "

@@ -336,22 +336,6 @@ def check(row, tool, tree, kind):
         raise RuntimeError("%s: printed %d itemized lines, %d entries were planted" % (where, row["lines"], tree["lines"]))
 
 
-def fs_type(path):
-    """The file system type of ``path`` from /proc/mounts (longest matching mount point)."""
-    best, kind = "", "?"
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/mounts", encoding="utf-8") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and (real == parts[1] or real.startswith(parts[1].rstrip("/") + "/")) \
-                        and len(parts[1]) > len(best):
-                    best, kind = parts[1], parts[2]
-    except OSError:
-        pass
-    return kind
-
-
 def tree_dir(ctx, entries):
     """``(directory for the trees, directory to remove at the end or None)``.
 
@@ -363,7 +347,7 @@ def tree_dir(ctx, entries):
     next to nothing: the case would take 9 instead of 4 minutes.
     """
     work = ctx.scratch(NAME)
-    if fs_type(work) == "tmpfs":
+    if benchlib.filesystem(work)[0] == "tmpfs":
         return work, None
     need = 2 * entries * TMPFS_BYTES_PER_ENTRY
     try:
@@ -395,6 +379,7 @@ def run(ctx):
     number = 0
     daemon = None
     work, own = tree_dir(ctx, max(sizes))
+    work_fs = benchlib.filesystem(work)[0]  # the trees' directory is gone when the notes are written
     try:
         daemon = benchlib.Daemon(rsync, work, work).start()
         for size in sizes:
@@ -470,7 +455,7 @@ def run(ctx):
     notes = [
         "Trees on %s (%s), %s; %s; %d round(s), medians; ratios are to rsync -an at the same size and target; 1-minute "
         "load average %.2f before, %.2f after (about 1 of it this case's own)."
-        % (fs_type(work), work, "; ".join(builds), version, ctx.rounds, load_before, load_after),
+        % (work_fs, work, "; ".join(builds), version, ctx.rounds, load_before, load_after),
         "Where the time goes (local, %s entries): rsync with tree_verify's comparison options alone takes x%.2f "
         "of rsync -an; tree_verify takes x%.2f of that rsync (its second rsync pass for the orphaned "
         "entries, the parsing, the report; below 1.00 is noise). The comparison options' cost is the ACL and extended-attribute "
