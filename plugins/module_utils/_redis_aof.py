@@ -44,7 +44,8 @@ import tempfile
 import time
 import zipfile
 
-from ansible_collections.nodowntime.storage.plugins.module_utils._host_io import fsync_dir as _fsync_dir, sha256_file
+from ansible_collections.nodowntime.storage.plugins.module_utils._host_io import (
+    ZstdError, fsync_dir as _fsync_dir, sha256_file, zstd_tar_writer)
 
 ARCHIVE_FORMATS = ("zip", "tar.zst")
 ARCHIVE_RE = re.compile(r"^aof_(?P<ts>\d{14})-(?P<port>\d+)\.(?P<ext>zip|tar\.zst)$")
@@ -591,12 +592,10 @@ def write_archive(fmt, tmp_path, members, level, zstd_bin=None, progress=None):
                 if progress is not None:
                     progress.member_done()
         return
-    # tar.zst: tar stream into `zstd -T0` (multi-threaded), which writes tmp_path
+    # tar.zst: a tar stream into `zstd -T0` (multi-threaded), which writes tmp_path
     with open(tmp_path, "wb") as out:
-        proc = subprocess.Popen([zstd_bin, "-q", "-T0", "-%d" % int(level), "-c"],
-                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE)
         try:
-            with tarfile.open(fileobj=proc.stdin, mode="w|") as tf:
+            with zstd_tar_writer(out, level, zstd_bin) as tf:
                 for arcname, path, limit, trim in members:
                     info = tarfile.TarInfo(arcname)
                     info.mtime = int(time.time())
@@ -612,15 +611,8 @@ def write_archive(fmt, tmp_path, members, level, zstd_bin=None, progress=None):
                         tf.addfile(info, src if counted is None else _CountingReader(src, counted))
                     if progress is not None:
                         progress.member_done()
-            proc.stdin.close()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        err = proc.stderr.read()
-        if proc.wait() != 0:
-            raise BackupError("zstd failed (rc %d): %s" % (proc.returncode, _to_str(err).strip()),
-                              step="archive")
+        except ZstdError as exc:
+            raise BackupError(str(exc), step="archive")
 
 
 def read_archive(path, dest, zstd_bin="zstd"):

@@ -46,7 +46,8 @@ import zlib
 from fnmatch import fnmatchcase
 
 from ansible_collections.nodowntime.storage.plugins.module_utils import _progress, _run_log
-from ansible_collections.nodowntime.storage.plugins.module_utils._host_io import fsync_dir as _fsync_dir, sha256_file
+from ansible_collections.nodowntime.storage.plugins.module_utils._host_io import (
+    ZstdError, fsync_dir as _fsync_dir, sha256_file, zstd_tar_writer)
 
 KIND = "tree_backup"
 MANIFEST_NAME = ".nodowntime-tree-manifest.json"
@@ -474,23 +475,13 @@ def write_archive(path, fmt, level, src, entries, counter, header, zstd_bin="zst
                 document = dict(header, entries=manifest, changed_during_backup=changed, vanished=vanished)
                 _add_manifest(tf, document)
         else:
-            # A tar stream through `zstd -T0` (all cores), which writes the file.
-            proc = subprocess.Popen([zstd_bin, "-q", "-T0", "-%d" % level, "-c"], stdin=subprocess.PIPE,
-                                    stdout=out, stderr=subprocess.PIPE)
             try:
-                with tarfile.open(fileobj=proc.stdin, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+                with zstd_tar_writer(out, level, zstd_bin) as tf:
                     manifest, changed, vanished = _archive_members(tf, src, entries, counter)
                     document = dict(header, entries=manifest, changed_during_backup=changed, vanished=vanished)
                     _add_manifest(tf, document)
-                proc.stdin.close()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-            err = proc.stderr.read()
-            if proc.wait() != 0:
-                raise TreeBackupError("zstd failed (rc %d): %s" % (proc.returncode,
-                                                                   err.decode("utf-8", "replace").strip()))
+            except ZstdError as exc:
+                raise TreeBackupError(str(exc))
         out.flush()
         os.fsync(out.fileno())
     return document

@@ -1,35 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Builds the lab host image (Debian bookworm booting systemd) with debootstrap and imports it
-# into Podman as localhost/nodowntime-lab:<hash of this file>. A warm run finds the tag and
-# does nothing, so the image is rebuilt only when this recipe changes.
+# into Podman as localhost/nodowntime-lab:<hash of its recipe>, tagged :current
+# (debootstrap-image.sh). A warm run finds the tag and does nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# Two runs building at once would both debootstrap and race on the `current` tag.
-exec 8>/run/lock/nodowntime-lab-image.lock
-flock 8
-recipe_hash=$(sha256sum "$here/build-image.sh" | cut -c1-12)
-image="localhost/nodowntime-lab:$recipe_hash"
-
-if podman image exists "$image"; then
-  echo "lab image $image is up to date"
-  podman tag "$image" localhost/nodowntime-lab:current
-  exit 0
-fi
-
-mirror=${LAB_DEBIAN_MIRROR:-$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-  | grep -v security | head -n1 | awk '{print $2}' || true)}
-mirror=${mirror:-http://deb.debian.org/debian}
-
-work=$(mktemp -d /var/tmp/nodowntime-lab.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-rootfs="$work/rootfs"
-
-packages=systemd,systemd-sysv,dbus,python3,openssh-server,openssh-client,iproute2,procps,sudo,ca-certificates,rsync,lsyncd,redis-server,redis-tools,python3-redis,python-is-python3,sshfs,fuse3,cron,less,lua5.4,zstd,unzip,util-linux,iputils-ping,acl,attr
-echo "lab image: debootstrap bookworm from $mirror"
-debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
-  || { tail -n 30 "$work/debootstrap.log"; exit 1; }
+# shellcheck source=tests/lab/debootstrap-image.sh
+. "$here/debootstrap-image.sh"
+image_begin nodowntime-lab "$here/build-image.sh"
+image_debootstrap systemd,systemd-sysv,dbus,python3,openssh-server,openssh-client,iproute2,procps,sudo,ca-certificates,rsync,lsyncd,redis-server,redis-tools,python3-redis,python-is-python3,sshfs,fuse3,cron,less,lua5.4,zstd,unzip,util-linux,iputils-ping,acl,attr
 
 # A container has no consoles, udev or logins to manage; these units only slow boot or fail.
 for unit in getty@tty1.service console-getty.service systemd-logind.service systemd-udevd.service \
@@ -62,13 +42,4 @@ MaxStartups 50:30:100
 MaxSessions 50
 SSHD
 mkdir -p "$rootfs/root/.ssh" && chmod 700 "$rootfs/root/.ssh"
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-
-tar -C "$rootfs" -cf "$work/rootfs.tar" .
-podman import --change 'CMD=["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' \
-  "$work/rootfs.tar" "$image" >/dev/null 2>&1
-podman tag "$image" localhost/nodowntime-lab:current
-# Keep only the current recipe's image.
-podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/nodowntime-lab:' \
-  | grep -v -e ":$recipe_hash\$" -e ":current\$" | xargs -r podman rmi >/dev/null 2>&1 || true
-echo "lab image $image built"
+image_import --change 'CMD=["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3'
