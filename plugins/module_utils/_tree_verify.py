@@ -16,7 +16,9 @@ Passes:
    (same ctime) is persistent; the others were in flight (lsyncd had not shipped them yet);
 3. the orphaned entries of pass 1, target -> source (``--files-from``): rsync's deletion lines
    carry no size or type, this pass supplies both and confirms the entry is still only on the
-   target. A dry run, like the others: the source is never written.
+   target. With ``settle``, an entry whose directory on the source changed since pass 1 (its
+   ctime) was in flight: a writer deleting and creating names there keeps lsyncd shipping the
+   deletions. A dry run, like the others: the source is never written.
 
 rsync escapes every byte that is not printable ASCII in names (``\\#ooo``, LC_ALL=C), so one
 line is one entry whatever the name holds; ``display`` turns the raw bytes into an exact,
@@ -497,6 +499,7 @@ class TreeVerify:
             pending = {}  # name -> (item, source ctime): only with settle, only differences
             orphan_count = 0
             orphan_names = set()  # only these are confirmed: implied directories are printed too
+            orphan_dirs = {}  # name -> ctime of its directory on the source: only with settle
             with open(orphans_path, "wb") as orphans:
 
                 def first_pass(item):
@@ -505,6 +508,8 @@ class TreeVerify:
                         orphans.write(item.name + (b"/" if item.entry == "dir" else b"") + b"\0")
                         orphan_count += 1
                         orphan_names.add(item.name)
+                        if self.settle > 0:
+                            orphan_dirs[item.name] = self._lstat_ctime(os.path.dirname(item.name))
                     elif self.settle > 0:
                         pending[item.name] = (item, self._lstat_ctime(item.name))
                     else:
@@ -560,7 +565,9 @@ class TreeVerify:
                     # Seen from the target, an entry that is only there is "missing" on the source.
                     if item.kind == "missing" and item.name in orphan_names and item.name not in confirmed:
                         confirmed.add(item.name)
-                        _add(final, item._replace(kind="orphaned"))
+                        changed = (item.name in orphan_dirs and
+                                   self._lstat_ctime(os.path.dirname(item.name)) != orphan_dirs[item.name])
+                        _add(in_flight if changed else final, item._replace(kind="orphaned"))
 
                 self.progress.begin("orphans", "pass 3: the %d entr%s only on the target" % (
                     orphan_count, "y" if orphan_count == 1 else "ies"), expected=orphan_count)

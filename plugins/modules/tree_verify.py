@@ -26,8 +26,10 @@ description:
     checked again after that many seconds. One that is still there while its source entry did
     not change in the meantime is I(persistent) and counted in RV(totals); the others were
     I(in flight) (for example, written on the source and not yet shipped by lsyncd) and are
-    counted apart in RV(in_flight). Choose O(settle) longer than lsyncd's C(delay) plus the
-    time it needs to ship a change.
+    counted apart in RV(in_flight). An entry only on the target counts as in flight when its
+    directory on the source changed in the meantime, since a writer that keeps creating and deleting
+    names there leaves deletions lsyncd has not shipped yet. Choose O(settle) longer than
+    lsyncd's C(delay) plus the time it needs to ship a change.
   - B(Progress.) With O(progress_file), the module appends one line every O(progress_interval)
     seconds while it compares - the entries compared so far of how many there are, the rate
     and the time left - and a last line when done, whose outcome is C(clean) or C(N lasting
@@ -274,8 +276,8 @@ differs_counts:
 in_flight:
   description:
     - The differences that did not survive O(settle) (or, for entries only on the target, that were
-      gone by the time their size was read) - C(totals), C(differences) and C(differences_truncated)
-      as above.
+      gone by the time their size was read or whose directory on the source changed meanwhile) -
+      C(totals), C(differences) and C(differences_truncated) as above.
   returned: always
   type: dict
 entries_checked:

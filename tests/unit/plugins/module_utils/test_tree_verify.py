@@ -507,6 +507,17 @@ def test_settle_fixed_on_the_target_meanwhile_is_in_flight(tmp_path):
     assert report["in_flight"]["totals"] == totals(diff_file=2, diff_bytes=22, orphaned_file=1)
 
 
+def test_orphan_whose_source_directory_changed_meanwhile_is_in_flight(tmp_path):
+    # A writer creating and deleting names in names/ while the verify waits: what is only on the
+    # target there may be a deletion lsyncd has not shipped yet. Elsewhere orphans still count.
+    report = settle_verify(tmp_path, "recheck-attributes", "orphans-attributes", changed=["names"])
+    kept, churned = split(ORPHANED, {"names/orphan\\x0anewline", "names/orphan\\xff"})
+    assert len(churned) == 2
+    assert as_set(report["differences"]) == expected_set(orphaned=kept)
+    assert as_set(report["in_flight"]["differences"]) == expected_set(different=[], missing=[], orphaned=churned)
+    assert report["in_flight"]["totals"] == totals(orphaned_file=2, orphaned_bytes=14)
+
+
 def test_hard_link_survives_settle(tmp_path):
     # The recheck lists hard-b without its group's other name, so rsync 3.2.7 prints nothing for
     # it; the group lasts because its source entry did not change.
