@@ -19,7 +19,7 @@ help:
 	@echo "make unit | sanity | lint | molecule | integration [TARGETS='a b']"
 	@echo "make lab-up | lab-down   start or remove the lab hosts (old, new, client) by hand"
 	@echo "make ee          the execution environment for AWX (localhost/nodowntime-ee:current)"
-	@echo "make bench       benchmarks side by side with rsync, cp and stock lsyncd (QUICK=1: a few minutes)"
+	@echo "make bench       benchmarks side by side with rsync, cp and stock lsyncd (QUICK=1: a smoke run, about 8 minutes)"
 
 host:
 	@bash tests/lab/prepare-host.sh
@@ -68,7 +68,7 @@ integration: venv collections image
 	@TARGETS="$(TARGETS)" bash tests/run-all.sh integration
 
 # Results in bench/results/DATE.json, charts in docs/images/bench/ (see docs/performance.md).
-bench: venv collections
+bench: venv collections image
 	@$(BIN)/python bench/run.py $(if $(QUICK),--quick) $(if $(CASES),--cases $(CASES))
 
 # CHANGELOG.rst of the upcoming release (galaxy.yml's version) from changelogs/fragments. The

@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Burst drain of a real lsyncd: many new small files at once, until all are on the target.
+"""Burst drain of a real lsyncd on the lab: many new small files at once on old, until all are on new.
 
-What is measured: lsyncd 2.2.3 watches a local source directory holding only empty directories
-and pushes with rsync to an rsync daemon on 127.0.0.1 (``benchlib.Daemon``). Once its startup
-sync is done, a burst of new 4 KiB files (16 top-level directories, 500 files per subdirectory,
-the layout of ``benchlib.make_small_files``) is written as fast as this process can. The
+What is measured: on the lab (``replication_lag.lsyncd_lab``), lsyncd 2.2.3 on ``old`` watches a
+source directory holding only empty directories and pushes with rsync to the rsync daemon on
+``new`` (the share the migration's prepare phase made). Once its startup sync is done, a burst of
+new 4 KiB files (16 top-level directories, 500 files per subdirectory) is written on old as fast
+as one process can (``bench/lab_probe.py``). The
 directories are made before lsyncd starts, so lsyncd watches every one and each file reaches it
 as its own inotify events (files written into a directory created during the burst, before
 lsyncd watches it, would reach lsyncd only as that directory's one recursive rsync, sparing its
-event queue). One sample is the wall time from the first write until the daemon's directory
-holds every file (counted, rsync's temporary dot files left out, every 0.1 s);
+event queue). One sample is the time from the first write on old until new's directory
+holds every file (counted on new, rsync's temporary dot files left out, every 0.1 s; the hosts
+share the machine's clock);
 ``drain_seconds`` is the part after the last write.
 
 - 20,000 files (QUICK: 2,000) for ``ours`` (the role's configuration, written by the
@@ -19,7 +21,7 @@ holds every file (counted, rsync's temporary dot files left out, every 0.1 s);
   (``--- OVERFLOW in event queue ---``) and no second ``recursive startup rsync`` (lsyncd answers
   an overflow by starting over with a full-tree sync).
 
-Left out: the network (loopback only; the issue asked for the lab), ssh, large files, changes
+Left out: ssh, large files, changes
 to existing files, deletes and renames, and a source already holding a big tree (lsyncd's
 startup sync and watch setup on a big tree are not timed here). The writer and lsyncd share the
 same 2 cores, so the rate is also bounded by how fast files can be written.
@@ -27,16 +29,17 @@ same 2 cores, so the rate is also bounded by how fast files can be written.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-import random
 import sys
 import time
 
 import benchlib
+import lablib
 
 NAME = "burst_drain"
 TITLE = "Burst of new small files drained by lsyncd: role's config vs stock, and overflow at twice the size"
-WHERE = "loopback"
+WHERE = "lab"
 
 DELAY = 1.0
 FILE_SIZE = 4096
@@ -57,11 +60,6 @@ def _lag_module():
     return module
 
 
-def count_visible(path):
-    """Files under ``path``, rsync's in-flight temporary files (``.name.XXXXXX``) left out."""
-    return sum(1 for _d, _s, names in os.walk(path) for name in names if not name.startswith("."))
-
-
 def inotify_limits():
     limits = {}
     for key in ("max_queued_events", "max_user_watches", "max_user_instances"):
@@ -73,71 +71,39 @@ def inotify_limits():
     return limits
 
 
-def layout(src, files, dirs=16, per_dir=500):
-    """The burst's file paths, spread like ``benchlib.make_small_files``; their directories are made now."""
-    paths = []
-    for d in range(dirs):
-        count = files // dirs + (1 if d < files % dirs else 0)
-        for i in range(count):
-            sub = os.path.join(src, "dir%02d" % d, "sub%03d" % (i // per_dir))
-            if i % per_dir == 0:
-                os.makedirs(sub)
-            paths.append(os.path.join(sub, "f%05d.bin" % i))
-    return paths
-
-
-def write_burst(paths, seed):
-    """Write every path (``FILE_SIZE`` bytes, no two alike) as fast as possible; interleaved over the
-    directories, as many writers would."""
-    rng = random.Random(seed)
-    pool = rng.randbytes((1 << 20) + FILE_SIZE)
-    offsets = [rng.randrange(1 << 20) for dummy in paths]
-    order = sorted(range(len(paths)), key=lambda i: (i % 16, i))  # round-robin-ish over the directories
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    for i in order:
-        fd = os.open(paths[i], flags, 0o644)
-        try:
-            os.write(fd, pool[offsets[i]:offsets[i] + FILE_SIZE])
-        finally:
-            os.close(fd)
-
-
-def burst(ctx, daemon, kind, files, tag, seed):
-    """One lsyncd of ``kind``, one burst of ``files`` files; returns a dict of what was seen."""
-    lag = _lag_module()
-    work = ctx.scratch("burst-%s" % tag)
-    src = os.path.join(work, "src")
-    os.makedirs(src)
-    dest = os.path.join(daemon.dest, tag)
-    paths = layout(src, files)
-    expected = files
-    lsyncd = lag.Lsyncd(ctx.tools["lsyncd"], work, kind, src, daemon.url(tag), DELAY)
+def burst(ctx, pair, kind, files, tag, seed):
+    """One lsyncd of ``kind`` on old, one burst of ``files`` files there; returns a dict of what was seen."""
+    lab = pair.lab
+    source = "/srv/data/" + tag
+    lsyncd = pair.lsyncd(kind, tag, DELAY)
+    lab.exec("old", ["python3", pair.probe, "burst-layout", source, str(files)])
+    result_host, result_lab = lablib.shared("burst-" + tag)
     timeout = max(120.0, files / 200.0)  # below 200 files/s the goal is missed anyway
     cpu = (None, None)
     try:
         lsyncd.start()
-        start = time.perf_counter()
-        write_burst(paths, seed)
-        written = time.perf_counter() - start
-        seen = 0
-        while True:
-            seen = count_visible(dest) if os.path.isdir(dest) else 0
-            if seen >= expected:
-                break
-            if time.perf_counter() - start > timeout:
-                break
-            time.sleep(POLL)
-        seconds = time.perf_counter() - start
-        if seen < expected:
-            ctx.log("burst_drain: %s: only %d of %d files after %.0f s" % (tag, seen, expected, seconds))
+        lab.exec_detached("new", ["python3", pair.probe, "burst-watch", source, str(files), str(POLL), str(timeout),
+                                  result_lab + "/done.json"])
+        wrote = json.loads(lab.exec("old", ["python3", pair.probe, "burst-write", source, str(files), str(seed),
+                                            str(FILE_SIZE)]))
+        done_path = os.path.join(result_host, "done.json")
+        deadline = time.monotonic() + timeout + 30
+        while not os.path.exists(done_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with open(done_path, encoding="ascii") as f:
+            done = json.load(f)
         cpu = lsyncd.cpu_seconds()
     finally:
         lsyncd.stop()
+    seconds = done["done"] - wrote["start"]
+    if done["seen"] < files:
+        ctx.log("burst_drain: %s: only %d of %d files after %.0f s" % (tag, done["seen"], files, seconds))
     summary = lsyncd.log_summary()
-    complete = seen >= expected
-    benchlib.drop_tree(src)
-    benchlib.drop_tree(dest)
-    return dict(seconds=seconds, write_seconds=written, complete=complete, seen=seen, expected=expected,
+    lab.exec("old", ["rm", "-rf", source])
+    lab.exec("new", ["rm", "-rf", source])
+    benchlib.drop_tree(result_host)
+    return dict(seconds=seconds, write_seconds=wrote["written"] - wrote["start"], complete=done["seen"] >= files,
+                seen=done["seen"], expected=files,
                 overflows=summary["overflows"], resyncs=max(0, summary["startup_syncs"] - 1),
                 rsync_runs=summary["rsync_runs"], lsyncd_cpu=cpu[0], rsync_cpu=cpu[1],
                 errors=summary["errors"])
@@ -149,8 +115,6 @@ def _median_or_none(values):
 
 
 def run(ctx):
-    if not ctx.tools.get("lsyncd") or not ctx.tools.get("rsync"):
-        raise RuntimeError("lsyncd and rsync must be on PATH")
     lag = _lag_module()
     files = 2000 if ctx.quick else 20000
     big = 4000 if ctx.quick else 40000
@@ -158,15 +122,14 @@ def run(ctx):
     started = time.perf_counter()
     loads = [lag.load_note()]
     limits = inotify_limits()
-    work = ctx.scratch("burst-daemon")
     results = {"ours": [], "stock": []}
-    with benchlib.Daemon(ctx.tools["rsync"], work, os.path.join(work, "dest")) as daemon:
+    with lag.lsyncd_lab(ctx) as pair:
         for index in range(rounds):
             for kind in ("ours", "stock") if index % 2 == 0 else ("stock", "ours"):
                 ctx.log("burst_drain: %s, %d files, round %d/%d" % (kind, files, index + 1, rounds))
-                results[kind].append(burst(ctx, daemon, kind, files, "%s-%d" % (kind, index), seed=index + 1))
+                results[kind].append(burst(ctx, pair, kind, files, "%s-%d" % (kind, index), seed=index + 1))
         ctx.log("burst_drain: ours, %d files (overflow check)" % big)
-        overflow = burst(ctx, daemon, "ours", big, "ours-big", seed=99)
+        overflow = burst(ctx, pair, "ours", big, "ours-big", seed=99)
     loads.append(lag.load_note())
 
     def row(label, runs, count):
@@ -201,8 +164,8 @@ def run(ctx):
              met=big_row["complete"] and big_row["overflows"] == 0 and big_row["full_resyncs"] == 0),
     ]
     notes = [
-        "Loopback: lsyncd 2.2.3 pushes to an rsync daemon on 127.0.0.1 of the same machine, so this measures "
-        "lsyncd and rsync themselves without the network; the issue asked for the lab.",
+        "On the lab: lsyncd 2.2.3 on old pushes over the lab's network to the rsync daemon on new (the "
+        "migration's share, login and password file); new counts the files. Both trees are in memory (tmpfs).",
         "A burst: %d (then %d) new %d-byte files written as fast as Python can into 16 top-level directories "
         "(500 per subdirectory) made and watched before it, so every file is its own inotify events; timed from "
         "the first write until the target holds all of them (counted every %.1f s). Delay %g s for both "
@@ -223,7 +186,7 @@ def run(ctx):
         "was measured with." % (limits["max_queued_events"], limits["max_user_watches"], big, 2 * big, 16384,),
         "lsyncd's own CPU (Lua event handling and its log, which lists every path it hands rsync) and its "
         "rsyncs' CPU are in the rows (lsyncd_cpu_seconds, rsync_cpu_seconds), with the number of rsync runs.",
-        "Left out: the network, ssh, large files, modifications, deletes and renames, a big pre-existing tree "
+        "Left out: ssh, large files, modifications, deletes and renames, a big pre-existing tree "
         "(startup sync and watch setup).",
         "Took %.0f s; %s at the start, %s at the end (a CI run may share the CPU)."
         % (time.perf_counter() - started, loads[0], loads[1]),
