@@ -114,9 +114,8 @@ class Lsyncd:
             return f.read()
 
     def _active(self):
-        proc = benchlib.run_checked(["podman", "exec", "%s-%s" % (lablib.LAB_ID, self.host), "systemctl", "show",
-                                     "--property=ActiveState,MainPID", self.unit])
-        props = dict(line.split("=", 1) for line in proc.stdout.decode().splitlines() if "=" in line)
+        shown = self.lab.exec(self.host, ["systemctl", "show", "--property=ActiveState,MainPID", self.unit])
+        props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
         return props.get("ActiveState") == "active", int(props.get("MainPID") or 0)
 
     def start(self, timeout=120):
