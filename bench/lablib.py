@@ -31,6 +31,14 @@ LAB_ID = os.environ.get("NODOWNTIME_LAB_ID") or "nodowntime-lab"
 SHARED_HOST = os.path.join(benchlib.ROOT, ".tmp", "lab", "shared")
 SHARED_LAB = "/lab-shared"
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_probe.py")
+# What the migration's prepare phase gives old in molecule/bench: new's share and its login (the
+# migration playbook's defaults: share `data`, user `nodowntime`).
+SHARE_PASSWORD_FILE = "/etc/nodowntime/rsync-data.password"
+
+
+def share_target(new="new"):
+    """The rsync daemon share on the lab host ``new`` that old pushes to, as rsync names it."""
+    return "nodowntime@%s::data" % host_ip(new)
 
 
 def host_ip(name):
@@ -156,12 +164,11 @@ class Lab:
 
 def step_seconds(cutover, name):
     """Seconds of one named step of a cutover's record in the report (None when it has none)."""
+    benchlib.import_collection()
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.nodowntime.storage.plugins.module_utils._migration_report import seconds_between
     for step in cutover.get("steps") or []:
-        if step.get("name") == name and step.get("start") and step.get("end"):
-            return round(_stamp(step["end"]) - _stamp(step["start"]), 3)
+        if step.get("name") == name:
+            seconds = seconds_between(step.get("start"), step.get("end"))
+            return None if seconds is None else round(seconds, 3)
     return None
-
-
-def _stamp(text):
-    import datetime  # pylint: disable=import-outside-toplevel
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()

@@ -40,8 +40,8 @@ PHASES_BEFORE = ["prepare", "initial_sync", "replicate", "verify"]
 def _full_pass(lab):
     """One ``rsync -a --delete`` of old's tree to new's share; seconds and files rsync counted."""
     seconds, out = lab.timed_on("old", [
-        "rsync", "-a", "--delete", "--stats", "--password-file=/etc/nodowntime/rsync-data.password",
-        "/srv/data/", "nodowntime@new::data"])
+        "rsync", "-a", "--delete", "--stats", "--password-file=" + lablib.SHARE_PASSWORD_FILE,
+        "/srv/data/", lablib.share_target()])
     files = next((int(line.split(":", 1)[1].split("(")[0].strip().replace(",", ""))
                   for line in out.splitlines() if line.startswith("Number of files:")), None)
     return seconds, files

@@ -179,8 +179,8 @@ class Pair:
     def __init__(self, lab):
         self.lab = lab
         self.probe = lab.probe()
-        self.target = "nodowntime@%s::data" % lablib.host_ip("new")
-        self.password_file = "/etc/nodowntime/rsync-data.password"
+        self.target = lablib.share_target()
+        self.password_file = lablib.SHARE_PASSWORD_FILE
 
     def lsyncd(self, kind, tag, delay):
         """An ``Lsyncd`` of ``kind`` on old from /srv/data/TAG to new's /srv/data/TAG (both made empty)."""
